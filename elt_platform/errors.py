@@ -1,0 +1,62 @@
+"""Errors users can act on: every one carries a one-line message and a hint."""
+
+from __future__ import annotations
+
+
+class EltError(Exception):
+    """Base of every expected platform error; the CLI prints it as one line plus a hint."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} ({self.hint})" if self.hint else base
+
+
+class InvalidEnvironmentName(EltError):
+    hint = "use a lowercase identifier: a letter, then letters, digits or '_', at most 40 chars"
+
+
+class UnknownEnvironment(EltError):
+    hint = "run `elt env list` to see environments, or `elt env create NAME` to add a sandbox"
+
+
+class EnvironmentExists(EltError):
+    hint = "choose another name or drop the existing environment first"
+
+
+class WriteNotAllowed(EltError):
+    hint = "build in `staging` or a sandbox; prod changes only through `elt publish`"
+
+
+class EnvironmentBusy(EltError):
+    hint = "wait for the other run to finish, or cancel it in the Dagster UI"
+
+
+class UnknownRelease(EltError):
+    hint = "run `elt releases` to list the releases that exist"
+
+
+class UnknownVersion(EltError):
+    hint = "the version was never committed or has been garbage-collected"
+
+
+class NothingToPublish(EltError):
+    hint = "materialize the assets in the source environment first (e.g. `elt build staging`)"
+
+
+class MissingDbtProject(EltError):
+    hint = "set ELT_DBT_PROJECT_DIR to a folder containing dbt_project.yml"
+
+
+class MissingSourceData(EltError):
+    hint = "run `elt sources generate` or point ELT_SOURCES_DIR at your landing folder"
+
+
+class ConfigError(EltError):
+    hint = "fix the configuration file named in the message"

@@ -1,0 +1,1 @@
+"""Versioned storage: immutable versions, environment pointers, releases and catalogs."""

@@ -1,0 +1,131 @@
+"""Environment catalogs: small DuckDB files of views over version Parquet files.
+
+A catalog is derived data: it is rebuilt from the metadata store into a temp file and atomically
+renamed into place, so a reader sees the old catalog or the new one, never a mix, and never holds
+a lock that a writer needs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from elt_platform.store.pointers import EnvironmentRegistry, pointers_token
+from elt_platform.store.versions import Version, VersionStore, sql_literal
+
+RelationSql = Callable[[str, Version], str]
+META_SCHEMA = "_elt"
+
+
+def relation_for_asset(asset: str) -> tuple[str, str]:
+    """(schema, name) of an asset's view: `raw/orders` -> (raw, orders); `orders` -> (main, orders)."""
+    parts = asset.split("/")
+    if len(parts) == 1:
+        return "main", parts[0]
+    return parts[-2], parts[-1]
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def default_relation_sql(asset: str, version: Version) -> str:
+    return f"SELECT * FROM read_parquet({sql_literal(str(version.path))})"
+
+
+class CatalogStore:
+    """Builds and opens per-environment catalogs."""
+
+    def __init__(
+        self,
+        catalogs_dir: Path,
+        registry: EnvironmentRegistry,
+        versions: VersionStore,
+        relation_sql: RelationSql = default_relation_sql,
+    ) -> None:
+        self.dir = Path(catalogs_dir)
+        self.registry = registry
+        self.versions = versions
+        self.relation_sql = relation_sql
+
+    def path(self, environment: str) -> Path:
+        return self.dir / f"{environment}.duckdb"
+
+    def rebuild(self, environment: str) -> Path:
+        """Write a fresh catalog for `environment` and swap it in atomically."""
+        record = self.registry.get(environment)
+        pointers = self.registry.pointers(environment)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{environment}.{uuid.uuid4().hex}.tmp.duckdb"
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                con.execute("BEGIN")
+                con.execute(f"CREATE SCHEMA {META_SCHEMA}")
+                con.execute(
+                    f"CREATE TABLE {META_SCHEMA}.catalog_info (environment VARCHAR,"
+                    " release_id VARCHAR, pointers_token VARCHAR)"
+                )
+                con.execute(
+                    f"INSERT INTO {META_SCHEMA}.catalog_info VALUES (?, ?, ?)",
+                    [environment, record.current_release, pointers_token(pointers)],
+                )
+                con.execute(
+                    f"CREATE TABLE {META_SCHEMA}.pointers (asset VARCHAR, version_id VARCHAR,"
+                    " relation VARCHAR)"
+                )
+                schemas: set[str] = set()
+                for asset, version_id in pointers.items():
+                    schema, name = relation_for_asset(asset)
+                    if schema not in schemas and schema != "main":
+                        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                    schemas.add(schema)
+                    version = self.versions.get(asset, version_id)
+                    rel = f"{quote_ident(schema)}.{quote_ident(name)}"
+                    con.execute(f"CREATE VIEW {rel} AS {self.relation_sql(asset, version)}")
+                    con.execute(
+                        f"INSERT INTO {META_SCHEMA}.pointers VALUES (?, ?, ?)",
+                        [asset, version_id, f"{schema}.{name}"],
+                    )
+                con.execute("COMMIT")
+            finally:
+                con.close()
+            os.replace(tmp, self.path(environment))
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(str(tmp) + ".wal").unlink(missing_ok=True)
+        return self.path(environment)
+
+    def is_fresh(self, environment: str) -> bool:
+        path = self.path(environment)
+        if not path.exists():
+            return False
+        expected = pointers_token(self.registry.pointers(environment))
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            try:
+                token = con.execute(
+                    f"SELECT pointers_token FROM {META_SCHEMA}.catalog_info"
+                ).fetchone()[0]
+            finally:
+                con.close()
+        except duckdb.Error:
+            return False
+        return token == expected
+
+    def ensure_fresh(self, environment: str) -> Path:
+        """Rebuild the catalog if it is missing or behind the metadata store (e.g. after a crash)."""
+        if not self.is_fresh(environment):
+            return self.rebuild(environment)
+        return self.path(environment)
+
+    def connect(self, environment: str) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to an up-to-date catalog of `environment`."""
+        return duckdb.connect(str(self.ensure_fresh(environment)), read_only=True)
+
+    def drop(self, environment: str) -> None:
+        self.path(environment).unlink(missing_ok=True)

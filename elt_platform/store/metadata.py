@@ -1,0 +1,131 @@
+"""The metadata store: one SQLite file (WAL) holding versions, pointers, environments, releases.
+
+It is the single source of truth; catalogs and Dagster metadata are derived from it. The SQL is
+plain and portable so the same schema can live in Postgres at scale.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS environments (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    owner TEXT,
+    base_release TEXT,
+    ttl_seconds INTEGER,
+    current_release TEXT,
+    config_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS versions (
+    asset TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    schema_json TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    run_id TEXT,
+    code_version TEXT,
+    inputs_json TEXT NOT NULL DEFAULT '{}',
+    params_json TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (asset, version_id)
+);
+CREATE TABLE IF NOT EXISTS materializations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    asset TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    run_id TEXT,
+    created_at TEXT NOT NULL,
+    reused INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS env_pointers (
+    environment TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    run_id TEXT,
+    PRIMARY KEY (environment, asset)
+);
+CREATE TABLE IF NOT EXISTS releases (
+    release_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    source_environment TEXT NOT NULL,
+    code_version TEXT,
+    triggered_by TEXT NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    gate_summary_json TEXT NOT NULL DEFAULT '{}',
+    run_id TEXT
+);
+CREATE TABLE IF NOT EXISTS release_entries (
+    release_id TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    PRIMARY KEY (release_id, asset)
+);
+CREATE TABLE IF NOT EXISTS pointer_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    environment TEXT NOT NULL,
+    action TEXT NOT NULL,
+    release_id TEXT,
+    previous_release TEXT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    run_id TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_materializations_asset ON materializations(asset, environment);
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class MetadataStore:
+    """Thin access to the SQLite metadata file; every write goes through `transaction()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA busy_timeout=30000")
+        con.execute("PRAGMA foreign_keys=ON")
+        return con
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: all its writes become visible together or not at all."""
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()

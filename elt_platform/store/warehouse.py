@@ -1,0 +1,91 @@
+"""The warehouse facade: one object bundling the metadata store, versions, pointers, releases,
+catalogs and locks of one installation. Every read and write of platform data goes through it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from elt_platform.environments import PROD, environment_from_name
+from elt_platform.store.catalog import CatalogStore
+from elt_platform.store.locks import EnvironmentLocks
+from elt_platform.store.metadata import MetadataStore
+from elt_platform.store.pointers import EnvironmentRegistry
+from elt_platform.store.releases import PublishResult, ReleaseStore
+from elt_platform.store.versions import Version, VersionStore
+
+
+class Warehouse:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.meta = MetadataStore(self.root / "meta.sqlite")
+        self.versions = VersionStore(self.root, self.meta)
+        self.environments = EnvironmentRegistry(self.meta)
+        self.releases = ReleaseStore(self.meta)
+        self.catalogs = CatalogStore(self.root / "catalogs", self.environments, self.versions)
+        self.locks = EnvironmentLocks(self.root / "locks")
+        self.environments.ensure_core()
+
+    def scratch_path(self, environment: str) -> Path:
+        """The per-environment DuckDB file dbt writes into (never shared between environments)."""
+        env = environment_from_name(environment)
+        path = self.root / "work" / env.name / "dbt.duckdb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def resolve(self, environment: str) -> dict[str, Version]:
+        """The versions an environment currently points at."""
+        return {
+            asset: self.versions.get(asset, vid)
+            for asset, vid in self.environments.pointers(environment).items()
+        }
+
+    def commit_pointers(
+        self, environment: str, versions: dict[str, Version], *, run_id: str | None
+    ) -> None:
+        """Make `versions` visible in a buildable environment, all at once, and refresh its catalog."""
+        if not versions:
+            return
+        self.environments.set_pointers(
+            environment, {a: v.version_id for a, v in versions.items()}, run_id=run_id
+        )
+        self.catalogs.rebuild(environment)
+
+    def publish(
+        self,
+        source_environment: str,
+        *,
+        triggered_by: str,
+        assets: list[str] | None = None,
+        code_version: str | None = None,
+        gate_summary: dict | None = None,
+        run_id: str | None = None,
+        before_commit: Callable[[str], None] | None = None,
+    ) -> PublishResult:
+        """Publish the source environment's pointers (or a subset) to prod as one release."""
+        source = self.environments.pointers(source_environment)
+        if assets is not None:
+            missing = sorted(set(assets) - set(source))
+            if missing:
+                from elt_platform.errors import NothingToPublish
+
+                raise NothingToPublish(
+                    f"{source_environment!r} has no version of {', '.join(missing)}"
+                )
+            source = {a: source[a] for a in assets}
+        result = self.releases.publish(
+            source,
+            source_environment=source_environment,
+            triggered_by=triggered_by,
+            code_version=code_version,
+            gate_summary=gate_summary,
+            run_id=run_id,
+            before_commit=before_commit,
+        )
+        self.catalogs.rebuild(PROD)
+        return result
+
+    def rollback(self, release_id: str, *, actor: str, run_id: str | None = None) -> PublishResult:
+        result = self.releases.rollback(release_id, actor=actor, run_id=run_id)
+        self.catalogs.rebuild(PROD)
+        return result
