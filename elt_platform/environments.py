@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import dagster as dg
 
@@ -25,7 +25,7 @@ RESERVED_NAMES = frozenset({"main", "raw", "default", "pending", "tmp", "all", "
 environment_partitions = dg.DynamicPartitionsDefinition(name="environment")
 
 
-class EnvironmentKind(str, Enum):
+class EnvironmentKind(StrEnum):
     PROD = "prod"
     STAGING = "staging"
     SANDBOX = "sandbox"
@@ -66,6 +66,10 @@ def validate_environment_name(name: object) -> str:
         detail = f"contains {''.join(bad)!r}" if bad else "must start with a lowercase letter"
         raise InvalidEnvironmentName(f"invalid environment name {shown!r}: {detail}")
     return name
+
+
+def _allowed_char(c: str) -> bool:
+    return c.isascii() and (c.islower() or c.isdigit() or c == "_")
 
 
 def kind_of(name: str) -> EnvironmentKind:

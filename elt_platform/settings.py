@@ -1,4 +1,4 @@
-"""Platform settings: where state lives and which dbt project runs. Read when called, never at import."""
+"""Platform settings: where state lives, which dbt project runs. Read when called, not at import."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ META_SCHEMA = "_elt"
 
 
 def relation_for_asset(asset: str) -> tuple[str, str]:
-    """(schema, name) of an asset's view: `raw/orders` -> (raw, orders); `orders` -> (main, orders)."""
+    """(schema, name) of an asset's view: `raw/orders` -> raw.orders; `orders` -> main.orders."""
     parts = asset.split("/")
     if len(parts) == 1:
         return "main", parts[0]
@@ -118,7 +118,7 @@ class CatalogStore:
         return token == expected
 
     def ensure_fresh(self, environment: str) -> Path:
-        """Rebuild the catalog if it is missing or behind the metadata store (e.g. after a crash)."""
+        """Rebuild the catalog if it is missing or behind the metadata store (after a crash)."""
         if not self.is_fresh(environment):
             return self.rebuild(environment)
         return self.path(environment)

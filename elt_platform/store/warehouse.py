@@ -43,7 +43,7 @@ class Warehouse:
     def commit_pointers(
         self, environment: str, versions: dict[str, Version], *, run_id: str | None
     ) -> None:
-        """Make `versions` visible in a buildable environment, all at once, and refresh its catalog."""
+        """Make `versions` visible in a buildable environment at once; refresh its catalog."""
         if not versions:
             return
         self.environments.set_pointers(
