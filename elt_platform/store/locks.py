@@ -41,6 +41,13 @@ class EnvironmentLocks:
         handle.flush()
         self._held[environment] = handle
 
+    def ensure_free(self, environment: str) -> None:
+        """Fail fast (before launching a run) if another process is writing `environment`."""
+        if environment in self._held:
+            return
+        self.acquire(environment, holder="probe")
+        self._held.pop(environment).close()
+
     def release_all(self) -> None:
         for handle in self._held.values():
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else bootstraps itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 3000
+export UV_COMPILE_BYTECODE := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install demo test dev dev-stop bench lint format clean
+
+install: $(STAMP)
+
+# uv when available (on PATH, or bootstrapped into the venv with pip), else plain pip.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if command -v uv >/dev/null 2>&1; then UV=uv; \
+	elif $(BIN)/pip install -q uv==0.13.9 >/dev/null 2>&1; then UV=$(BIN)/uv; \
+	else UV=; fi; \
+	if [ -n "$$UV" ]; then \
+	  $$UV pip install --python $(BIN)/python --compile-bytecode -r requirements.lock -e '.[dev]'; \
+	else \
+	  $(BIN)/pip install -q -r requirements.lock -e '.[dev]'; \
+	fi
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/elt demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q elt_platform_tests
+
+dev: $(STAMP)
+	$(BIN)/elt dev --port $(PORT)
+
+dev-stop:
+	@if [ -f .elt/dev.pid ]; then kill -INT $$(cat .elt/dev.pid) && echo "stopped"; else echo "not running"; fi
+
+bench: $(STAMP)
+	$(BIN)/python -m elt_platform.bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check elt_platform elt_platform_tests
+	$(BIN)/ruff format --check elt_platform elt_platform_tests
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix elt_platform elt_platform_tests
+	$(BIN)/ruff format elt_platform elt_platform_tests
+
+clean:
+	rm -rf .elt dbt_project/target dbt_project/logs

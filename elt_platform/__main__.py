@@ -1,0 +1,3 @@
+from elt_platform.cli import main
+
+main()

@@ -1,0 +1,41 @@
+"""Builds the Dagster Definitions from settings: sources, dbt project, jobs, sensors, resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from elt_platform.connectors.assets import build_source_asset
+from elt_platform.connectors.config import load_sources
+from elt_platform.dbt.assets import build_dbt_assets, build_dbt_resource
+from elt_platform.dbt.project import load_dbt_project
+from elt_platform.environments import environment_partitions
+from elt_platform.partitions_sync import environment_partitions_sensor
+from elt_platform.resources import WarehouseResource
+from elt_platform.settings import Settings, load_settings
+
+BUILD_JOB = "build_environment"
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or load_settings()
+    dbt_cfg = load_dbt_project(settings)
+    raw_assets = [
+        build_source_asset(s, settings.sources_dir) for s in load_sources(settings.sources_config)
+    ]
+    dbt_models = build_dbt_assets(dbt_cfg)
+    build_job = dg.define_asset_job(
+        BUILD_JOB,
+        selection=dg.AssetSelection.all(),
+        partitions_def=environment_partitions,
+        description="Materialize assets in one environment (staging or a sandbox).",
+    )
+    return dg.Definitions(
+        assets=[*raw_assets, dbt_models],
+        jobs=[build_job],
+        sensors=[environment_partitions_sensor],
+        resources={
+            "warehouse": WarehouseResource(root=str(settings.warehouse_dir)),
+            "dbt": build_dbt_resource(dbt_cfg),
+        },
+        executor=dg.in_process_executor,
+    )

@@ -1,0 +1,57 @@
+"""The `elt` command line: thin commands over the platform modules, one module per noun."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from elt_platform.errors import EltError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Governed ELT platform on Dagster.",
+)
+err_console = Console(stderr=True)
+
+
+def _register() -> None:
+    from elt_platform.cli import build, dbt, demo, dev, env, sources
+
+    app.add_typer(env.app, name="env", help="List and manage environments.")
+    app.add_typer(sources.app, name="sources", help="Synthetic source data.")
+    app.add_typer(dbt.app, name="dbt", help="dbt project helpers.")
+    build.register(app)
+    demo.register(app)
+    dev.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import warnings
+
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except EltError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.args[0]}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"[dim]hint: {exc.hint}[/]", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

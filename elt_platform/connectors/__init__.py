@@ -1,0 +1,1 @@
+"""Extraction connectors: one module per connector kind, configured from sources.yaml."""

@@ -1,0 +1,1 @@
+"""dbt integration: project config and manifest, translator, per-environment runner, assets."""

@@ -1,0 +1,196 @@
+"""Run dbt for one environment: mount upstream versions as views in the environment's scratch
+DuckDB, run `dbt build`, export every built model to a new version, commit pointers at once."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource
+
+from elt_platform.dbt.project import DbtProjectConfig, dbt_vars
+from elt_platform.errors import MissingSourceData
+from elt_platform.resources import WarehouseResource
+from elt_platform.store.catalog import quote_ident, relation_for_asset
+from elt_platform.store.versions import Version, sql_literal
+from elt_platform.versioning import version_metadata
+
+
+def dbt_relations(
+    manifest: Mapping[str, Any], translator: DagsterDbtTranslator
+) -> dict[str, tuple[str, str]]:
+    """Asset key string -> (schema, identifier) for every dbt model and source in the manifest."""
+    result: dict[str, tuple[str, str]] = {}
+    for node in list(manifest["nodes"].values()) + list(manifest["sources"].values()):
+        if node["resource_type"] not in {"model", "source", "seed", "snapshot"}:
+            continue
+        key = translator.get_asset_key(node).to_user_string()
+        ident = node.get("alias") or node.get("identifier") or node["name"]
+        result[key] = (node["schema"], ident)
+    return result
+
+
+def mount_upstream(
+    con: duckdb.DuckDBPyConnection,
+    pointers: Mapping[str, Version],
+    relations: Mapping[str, tuple[str, str]],
+    skip: set[str],
+) -> None:
+    """Create views in the scratch database for every pointed version dbt will not rebuild."""
+    existing = {
+        (r[0], r[1]): r[2]
+        for r in con.execute(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables"
+        ).fetchall()
+    }
+    for asset, version in pointers.items():
+        if asset in skip:
+            continue
+        schema, name = relations.get(asset) or relation_for_asset(asset)
+        rel = f"{quote_ident(schema)}.{quote_ident(name)}"
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+        if existing.get((schema, name)) == "BASE TABLE":
+            con.execute(f"DROP TABLE {rel}")
+        con.execute(
+            f"CREATE OR REPLACE VIEW {rel} AS SELECT * FROM read_parquet("
+            f"{sql_literal(str(version.path))})"
+        )
+
+
+def check_inputs_available(
+    context: dg.AssetExecutionContext, pointers: Mapping[str, Version]
+) -> None:
+    """Fail before dbt starts if a selected model's upstream has no version in the environment."""
+    selected = context.selected_asset_keys
+    missing: dict[str, list[str]] = {}
+    for key in selected:
+        for dep in context.assets_def.asset_deps.get(key, set()):
+            dep_name = dep.to_user_string()
+            if dep not in selected and dep_name not in pointers:
+                missing.setdefault(dep_name, []).append(key.to_user_string())
+    if missing:
+        first, needed_by = sorted(missing.items())[0]
+        raise MissingSourceData(
+            f"{needed_by[0]} needs {first}, which has no version in environment "
+            f"{context.partition_key!r}",
+            hint=f"materialize {first} in this environment first (or select it in the same run)",
+        )
+
+
+def run_dbt_build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    cfg: DbtProjectConfig,
+    manifest: Mapping[str, Any],
+    translator: DagsterDbtTranslator,
+) -> Iterator[dg.Output | dg.AssetCheckResult | dg.AssetObservation]:
+    env = warehouse.writable_environment(context)
+    wh = warehouse.warehouse
+    pointers = wh.resolve(env.name)
+    check_inputs_available(context, pointers)
+    relations = dbt_relations(manifest, translator)
+    selected = {k.to_user_string() for k in context.selected_asset_keys}
+    scratch = wh.scratch_path(env.name)
+    con = duckdb.connect(str(scratch))
+    try:
+        mount_upstream(con, pointers, relations, skip=selected)
+    finally:
+        con.close()
+
+    target_path = cfg.state_dir / "runs" / context.run_id[:8] / context.op_handle.name
+    cache = cfg.partial_parse_cache(env.name)
+    if cache.exists():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cache, target_path / "partial_parse.msgpack")
+    started = time.perf_counter()
+    invocation = dbt.cli(
+        ["build", "--vars", dbt_vars(scratch, env.name)],
+        context=context,
+        target_path=target_path,
+        raise_on_error=False,
+    )
+    events = list(invocation.stream())
+    dbt_seconds = time.perf_counter() - started
+    try:
+        new_versions = _export_models(context, wh, env.name, scratch, events, relations, pointers)
+        wh.commit_pointers(env.name, new_versions, run_id=context.run_id)
+    finally:
+        parsed = target_path / "partial_parse.msgpack"
+        if parsed.exists():
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(parsed, cache)
+        shutil.rmtree(target_path, ignore_errors=True)
+
+    for event in events:
+        if isinstance(event, dg.Output):
+            key = context.asset_key_for_output(event.output_name).to_user_string()
+            version = new_versions[key]
+            yield dg.Output(
+                value=None,
+                output_name=event.output_name,
+                metadata={
+                    **event.metadata,
+                    **version_metadata(version, env.name),
+                    "dbt_build_seconds": round(dbt_seconds, 3),
+                },
+                data_version=dg.DataVersion(version.version_id),
+            )
+        else:
+            yield event
+    if not invocation.is_successful():
+        raise dg.Failure(
+            description=f"dbt build failed in environment {env.name!r}",
+            metadata={"dbt_errors": "\n".join(invocation.get_error_messages()[-10:])},
+        )
+
+
+def _export_models(
+    context: dg.AssetExecutionContext,
+    wh,
+    environment: str,
+    scratch: Path,
+    events: list,
+    relations: Mapping[str, tuple[str, str]],
+    pointers: Mapping[str, Version],
+) -> dict[str, Version]:
+    """Export each model dbt built to an immutable version; replace the table by a view on it."""
+    built = [
+        context.asset_key_for_output(e.output_name) for e in events if isinstance(e, dg.Output)
+    ]
+    versions: dict[str, Version] = {}
+    con = duckdb.connect(str(scratch))
+    try:
+        for key in built:
+            name = key.to_user_string()
+            schema, ident = relations.get(name) or relation_for_asset(name)
+            rel = f"{quote_ident(schema)}.{quote_ident(ident)}"
+            inputs = {}
+            for dep in context.assets_def.asset_deps.get(key, set()):
+                dep_name = dep.to_user_string()
+                dep_version = versions.get(dep_name) or pointers.get(dep_name)
+                if dep_version is not None:
+                    inputs[dep_name] = dep_version.version_id
+            version = wh.versions.write_query(
+                con,
+                name,
+                f"SELECT * FROM {rel}",
+                environment=environment,
+                run_id=context.run_id,
+                code_version=context.assets_def.code_versions_by_key.get(key),
+                inputs=inputs,
+                params={"partition": environment},
+            )
+            con.execute(f"DROP TABLE IF EXISTS {rel}")
+            con.execute(
+                f"CREATE VIEW {rel} AS SELECT * FROM read_parquet({sql_literal(str(version.path))})"
+            )
+            versions[name] = version
+    finally:
+        con.close()
+    return versions

@@ -1,0 +1,53 @@
+"""How dbt nodes become Dagster assets: owners from `meta.owner`, groups by folder, and dbt tests
+as checks partitioned by environment (without this they are stored with partition=None)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+from elt_platform.environments import environment_partitions
+
+
+class EnvironmentDbtTranslator(DagsterDbtTranslator):
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        meta = props.get("meta") or (props.get("config") or {}).get("meta") or {}
+        owner = meta.get("owner")
+        tags = {"elt/layer": _layer(props)}
+        if owner and not spec.owners:
+            return spec.replace_attributes(owners=[owner]).merge_attributes(tags=tags)
+        return spec.merge_attributes(tags=tags)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return _layer(dbt_resource_props)
+
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        severity = (manifest["nodes"].get(unique_id, {}).get("config") or {}).get("severity", "")
+        return dg.AssetCheckSpec(
+            name=spec.name,
+            asset=spec.asset_key,
+            description=spec.description,
+            additional_deps=spec.additional_deps,
+            blocking=str(severity).lower() == "error",
+            metadata=spec.metadata,
+            automation_condition=spec.automation_condition,
+            partitions_def=environment_partitions,
+        )
+
+
+def _layer(props: Mapping[str, Any]) -> str:
+    if props.get("resource_type") == "source":
+        return "raw"
+    fqn = props.get("fqn") or []
+    return fqn[1] if len(fqn) > 2 else "models"

@@ -1,0 +1,125 @@
+"""Running the platform outside the webserver: the project-local instance and job launches."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import dagster as dg
+
+from elt_platform.environments import environment_from_name
+from elt_platform.partitions_sync import sync_environment_partitions
+from elt_platform.settings import REPO_ROOT, Settings
+from elt_platform.store.warehouse import Warehouse
+
+
+def prepare_dagster_home(settings: Settings) -> None:
+    """Create DAGSTER_HOME with the repository's dagster.yaml (kept in sync on every call)."""
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    source = REPO_ROOT / "dagster.yaml"
+    target = settings.dagster_home / "dagster.yaml"
+    if source.exists() and (not target.exists() or target.read_text() != source.read_text()):
+        shutil.copy(source, target)
+
+
+def open_instance(settings: Settings) -> dg.DagsterInstance:
+    prepare_dagster_home(settings)
+    return dg.DagsterInstance.from_config(str(settings.dagster_home))
+
+
+def open_warehouse(settings: Settings) -> Warehouse:
+    return Warehouse(settings.warehouse_dir)
+
+
+@lru_cache(maxsize=4)
+def _definitions(settings: Settings) -> dg.Definitions:
+    from elt_platform.assembly import build_definitions
+
+    return build_definitions(settings)
+
+
+@dataclass
+class AssetOutcome:
+    asset: str
+    rows: int | None = None
+    version_id: str | None = None
+    seconds: float | None = None
+    checks_passed: int = 0
+    checks_failed: int = 0
+    failed_checks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildOutcome:
+    environment: str
+    run_id: str
+    success: bool
+    assets: dict[str, AssetOutcome]
+    error: str | None = None
+
+    @property
+    def checks_failed(self) -> int:
+        return sum(a.checks_failed for a in self.assets.values())
+
+
+def build_environment(
+    settings: Settings,
+    environment: str,
+    *,
+    selection: list[str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    tags: dict[str, str] | None = None,
+    log_level: str = "WARNING",
+) -> BuildOutcome:
+    """Materialize (a selection of) assets in one environment as a recorded Dagster run."""
+    env = environment_from_name(environment)
+    warehouse = open_warehouse(settings)
+    warehouse.environments.get(env.name)  # unknown environment -> clear error, nothing run
+    warehouse.locks.ensure_free(env.name)  # busy environment -> clear error, nothing run
+    instance = instance or open_instance(settings)
+    sync_environment_partitions(instance, [r.name for r in warehouse.environments.list()])
+    defs = _definitions(settings)
+    job = defs.resolve_job_def("build_environment")
+    asset_selection = [dg.AssetKey.from_user_string(s) for s in selection] if selection else None
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=env.name,
+        asset_selection=asset_selection,
+        raise_on_error=False,
+        tags={"elt/environment": env.name, **(tags or {})},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    return summarize_run(result, env.name)
+
+
+def summarize_run(result: dg.ExecuteInProcessResult, environment: str) -> BuildOutcome:
+    assets: dict[str, AssetOutcome] = {}
+    for mat in result.get_asset_materialization_events():
+        m = mat.event_specific_data.materialization
+        key = m.asset_key.to_user_string()
+        md = {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+        seconds = md.get("duration_seconds") or md.get("Execution Duration")
+        assets[key] = AssetOutcome(
+            asset=key,
+            rows=md.get("dagster/row_count"),
+            version_id=md.get("version_id"),
+            seconds=round(float(seconds), 2) if seconds is not None else None,
+        )
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        evaluation = event.event_specific_data
+        key = evaluation.asset_key.to_user_string()
+        outcome = assets.setdefault(key, AssetOutcome(asset=key))
+        if evaluation.passed:
+            outcome.checks_passed += 1
+        else:
+            outcome.checks_failed += 1
+            outcome.failed_checks.append(evaluation.check_name)
+    error = None
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        if failures:
+            error = failures[0].event_specific_data.error.message.strip().splitlines()[0]
+    return BuildOutcome(environment, result.run_id, result.success, assets, error)

@@ -1,0 +1,66 @@
+"""Shared fixtures: a real platform installation (temp ELT_HOME, real dbt, real Dagster instance)
+built once per session, plus helpers to run the `elt` CLI in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from elt_platform.settings import Settings, load_settings
+from elt_platform.sources_data import ensure_synthetic_sources
+
+DEMO_ROWS = 2_000
+
+
+def make_settings(home: Path, **overrides: str) -> Settings:
+    env = {"ELT_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home"), **overrides}
+    return load_settings({**os.environ, **env})
+
+
+@pytest.fixture(scope="session")
+def sources_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sources") / "landing"
+    ensure_synthetic_sources(out, rows=DEMO_ROWS, seed=7)
+    return out
+
+
+@pytest.fixture(scope="session")
+def platform_home(tmp_path_factory, sources_dir) -> Settings:
+    """A fresh installation whose staging has been built once and published to prod."""
+    from elt_platform.runtime import build_environment, open_warehouse
+
+    home = tmp_path_factory.mktemp("platform")
+    settings = make_settings(home, ELT_SOURCES_DIR=str(sources_dir))
+    outcome = build_environment(settings, "staging")
+    assert outcome.success, outcome.error
+    open_warehouse(settings).publish("staging", triggered_by="test", run_id=outcome.run_id)
+    return settings
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ELT_HOME": str(settings.home),
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "ELT_SOURCES_DIR": str(settings.sources_dir),
+        "ELT_DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+        "COLUMNS": "200",
+    }
+
+
+def run_cli(settings: Settings, *args: str, env: dict | None = None, check: bool = False):
+    """Run `elt` in a subprocess, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "elt_platform", *args],
+        env=env or cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"elt {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
