@@ -17,7 +17,7 @@ from elt_platform.dbt.project import DbtProjectConfig, dbt_vars
 from elt_platform.errors import MissingSourceData
 from elt_platform.resources import WarehouseResource
 from elt_platform.store.catalog import quote_ident, relation_for_asset
-from elt_platform.store.versions import Version, sql_literal
+from elt_platform.store.versions import Version
 from elt_platform.versioning import version_metadata
 
 
@@ -56,10 +56,7 @@ def mount_upstream(
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         if existing.get((schema, name)) == "BASE TABLE":
             con.execute(f"DROP TABLE {rel}")
-        con.execute(
-            f"CREATE OR REPLACE VIEW {rel} AS SELECT * FROM read_parquet("
-            f"{sql_literal(str(version.path))})"
-        )
+        con.execute(f"CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {version.scan_sql}")
 
 
 def check_inputs_available(
@@ -187,9 +184,7 @@ def _export_models(
                 params={"partition": environment},
             )
             con.execute(f"DROP TABLE IF EXISTS {rel}")
-            con.execute(
-                f"CREATE VIEW {rel} AS SELECT * FROM read_parquet({sql_literal(str(version.path))})"
-            )
+            con.execute(f"CREATE VIEW {rel} AS SELECT * FROM {version.scan_sql}")
             versions[name] = version
     finally:
         con.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from elt_platform.store.pointers import EnvironmentRegistry, pointers_token
-from elt_platform.store.versions import Version, VersionStore, sql_literal
+from elt_platform.store.versions import Version, VersionStore
 
 RelationSql = Callable[[str, Version], str]
 META_SCHEMA = "_elt"
@@ -34,7 +34,7 @@ def quote_ident(name: str) -> str:
 
 
 def default_relation_sql(asset: str, version: Version) -> str:
-    return f"SELECT * FROM read_parquet({sql_literal(str(version.path))})"
+    return f"SELECT * FROM {version.scan_sql}"
 
 
 class CatalogStore:

@@ -31,6 +31,15 @@ class Version:
     def schema_dict(self) -> dict[str, str]:
         return dict(self.schema)
 
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    @property
+    def scan_sql(self) -> str:
+        """A DuckDB table function reading every Parquet part of this version."""
+        return f"read_parquet({sql_literal(str(self.directory / '*.parquet'))})"
+
 
 def asset_dir_name(asset: str) -> str:
     """Filesystem-safe folder for an asset key string such as `raw/orders`."""
