@@ -60,3 +60,19 @@ class MissingSourceData(EltError):
 
 class ConfigError(EltError):
     hint = "fix the configuration file named in the message"
+
+
+class InvalidLedgerEntry(EltError):
+    hint = "ledger kinds are dotted lowercase names (e.g. `release.published`) with an actor"
+
+
+class InvalidQuery(EltError):
+    hint = "the catalog is read-only: use a single SELECT (or WITH ... SELECT) statement"
+
+
+class UnknownLineageTarget(EltError):
+    hint = 'run `elt catalog query "SELECT asset FROM assets"` to list assets and columns'
+
+
+class InvalidSince(EltError):
+    hint = "use an ISO date or time (2026-11-02, 2026-11-02T10:00) or an age such as 30m, 12h, 7d"

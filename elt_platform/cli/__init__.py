@@ -27,6 +27,9 @@ def _register() -> None:
     build.register(app)
     demo.register(app)
     dev.register(app)
+    from elt_platform.cli import audit
+
+    app.add_typer(audit.app, name="audit", help="Verify and read the audit ledger.")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
         warnings.filterwarnings("ignore", category=category)
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns typer.Exit codes in this mode
+            sys.exit(code)
     except EltError as exc:
         err_console.print(f"[bold red]error:[/] {exc.args[0]}", highlight=False, soft_wrap=True)
         if exc.hint:

@@ -34,6 +34,9 @@ class PublishResult:
     changed_assets: tuple[str, ...]
 
 
+OnCommit = Callable[[sqlite3.Connection, PublishResult], None]
+
+
 def manifest_hash(manifest: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(manifest.items())).encode()).hexdigest()
 
@@ -74,11 +77,13 @@ class ReleaseStore:
         gate_summary: dict | None = None,
         run_id: str | None = None,
         before_commit: Callable[[str], None] | None = None,
+        on_commit: OnCommit | None = None,
     ) -> PublishResult:
         """Publish `candidate` (asset -> version) over the current prod manifest, atomically.
 
         A release is always a full snapshot of prod. Publishing content identical to the current
-        release changes nothing and returns that release with `changed=False`.
+        release changes nothing and returns that release with `changed=False`. `on_commit` runs
+        inside the transaction after prod moved (the audit ledger entry commits with it).
         """
         if not candidate:
             raise NothingToPublish(f"environment {source_environment!r} has no versions to publish")
@@ -108,10 +113,19 @@ class ReleaseStore:
             if before_commit is not None:
                 before_commit(release_id)
             _point_prod(tx, release_id, manifest, "publish", triggered_by, run_id, current)
-            release = _load(tx, release_id)
-        return PublishResult(release, current, True, changed)
+            result = PublishResult(_load(tx, release_id), current, True, changed)
+            if on_commit is not None:
+                on_commit(tx, result)
+        return result
 
-    def rollback(self, release_id: str, *, actor: str, run_id: str | None = None) -> PublishResult:
+    def rollback(
+        self,
+        release_id: str,
+        *,
+        actor: str,
+        run_id: str | None = None,
+        on_commit: OnCommit | None = None,
+    ) -> PublishResult:
         """Point prod at an earlier release in one transaction."""
         with self.meta.transaction() as tx:
             target = _load(tx, release_id)
@@ -124,7 +138,10 @@ class ReleaseStore:
                        if base.get(a) != target.manifest.get(a))
             )  # fmt: skip
             _point_prod(tx, release_id, target.manifest, "rollback", actor, run_id, current)
-        return PublishResult(target, current, current != release_id, changed)
+            result = PublishResult(target, current, current != release_id, changed)
+            if on_commit is not None:
+                on_commit(tx, result)
+        return result
 
 
 def _point_prod(

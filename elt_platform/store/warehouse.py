@@ -3,9 +3,11 @@ catalogs and locks of one installation. Every read and write of platform data go
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from elt_platform.audit.ledger import Ledger, LedgerKind
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.store.catalog import CatalogStore
 from elt_platform.store.locks import EnvironmentLocks
@@ -24,6 +26,7 @@ class Warehouse:
         self.releases = ReleaseStore(self.meta)
         self.catalogs = CatalogStore(self.root / "catalogs", self.environments, self.versions)
         self.locks = EnvironmentLocks(self.root / "locks")
+        self.ledger = Ledger(self.meta)
         self.environments.ensure_core()
 
     def scratch_path(self, environment: str) -> Path:
@@ -81,11 +84,50 @@ class Warehouse:
             gate_summary=gate_summary,
             run_id=run_id,
             before_commit=before_commit,
-        )
+            on_commit=lambda tx, res: self._record_release(
+                tx, LedgerKind.RELEASE_PUBLISHED, res, triggered_by, run_id, code_version,
+                {"source_environment": source_environment, "gate_summary": gate_summary or {}},
+            ),
+        )  # fmt: skip
         self.catalogs.rebuild(PROD)
         return result
 
     def rollback(self, release_id: str, *, actor: str, run_id: str | None = None) -> PublishResult:
-        result = self.releases.rollback(release_id, actor=actor, run_id=run_id)
+        result = self.releases.rollback(
+            release_id,
+            actor=actor,
+            run_id=run_id,
+            on_commit=lambda tx, res: self._record_release(
+                tx, LedgerKind.RELEASE_ROLLED_BACK, res, actor, run_id, None, {}
+            ),
+        )
         self.catalogs.rebuild(PROD)
         return result
+
+    def _record_release(
+        self,
+        tx: sqlite3.Connection,
+        kind: str,
+        result: PublishResult,
+        actor: str,
+        run_id: str | None,
+        code_version: str | None,
+        params: dict,
+    ) -> None:
+        """Ledger entry for a prod pointer move, written in the same transaction as the move."""
+        manifest = result.release.manifest
+        self.ledger.append(
+            kind,
+            actor=actor,
+            environment=PROD,
+            run_id=run_id,
+            code_version=code_version,
+            params={
+                "release_id": result.release.release_id,
+                "previous_release": result.previous_release,
+                "changed_assets": list(result.changed_assets),
+                **params,
+            },
+            assets={a: manifest[a] for a in result.changed_assets if a in manifest},
+            tx=tx,
+        )

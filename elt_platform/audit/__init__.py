@@ -1,0 +1,1 @@
+"""Audit: ledger, lineage, OpenLineage events, catalog views and the docs site."""
