@@ -72,6 +72,7 @@ def run_bare_pipeline(
     counts: dict[str, int] = {}
     con = duckdb.connect(str(db_path))
     try:
+        con.execute("set enable_progress_bar = false")  # dbt shows none either
         for statement in raw_views_sql(landing_dir, schema=SOURCE_SCHEMAS["raw"]):
             con.execute(statement)
         for model in models:
