@@ -30,6 +30,9 @@ def _register() -> None:
     from elt_platform.cli import audit
 
     app.add_typer(audit.app, name="audit", help="Verify and read the audit ledger.")
+    from elt_platform.cli import lineage
+
+    lineage.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

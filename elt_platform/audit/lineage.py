@@ -1,0 +1,318 @@
+"""Table and column lineage of the asset graph, with sensitivity propagated along column edges.
+
+Assets and table edges come from the dbt manifest with the asset keys dagster-dbt gives them (the
+same graph Dagster shows); raw assets map one-to-one to connector sources in sources.yaml. Column
+edges come from the compiled SQL (`column_lineage`). Owner, description, objective, retention and
+column sensitivity come from the contract files when one exists, else from dbt `meta`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from elt_platform.audit.column_lineage import ROWS, ColumnEdge, ColumnRef, Schema, model_lineage
+from elt_platform.errors import UnknownLineageTarget
+
+PII = "pii"
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    data_type: str | None = None
+    description: str = ""
+    sensitivity: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceField:
+    """Where a raw column comes from: a field of a connector source (identity mapping for now)."""
+
+    source: str
+    connector: str
+    location: str
+    field: str
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    key: str
+    kind: str  # source | model
+    layer: str
+    relation: tuple[str, str]
+    owner: str | None = None
+    description: str = ""
+    objective: str | None = None
+    retention: str | None = None
+    sensitivity: str | None = None
+    contract_version: str | None = None
+    upstream: tuple[str, ...] = ()
+    columns: dict[str, ColumnInfo] = field(default_factory=dict)
+
+
+@dataclass
+class LineageGraph:
+    assets: dict[str, AssetInfo]
+    edges: tuple[ColumnEdge, ...]
+    source_fields: dict[ColumnRef, SourceField]
+
+    def __post_init__(self) -> None:
+        self._up: dict[ColumnRef, list[ColumnEdge]] = {}
+        self._down: dict[ColumnRef, list[ColumnEdge]] = {}
+        for e in self.edges:
+            self._up.setdefault(e.target, []).append(e)
+            self._down.setdefault(e.source, []).append(e)
+
+    def table_edges(self) -> list[tuple[str, str]]:
+        return sorted((up, a.key) for a in self.assets.values() for up in a.upstream)
+
+    def downstream_assets(self, asset: str) -> list[str]:
+        """Every asset computed (directly or not) from `asset`."""
+        children: dict[str, set[str]] = {}
+        for up, down in self.table_edges():
+            children.setdefault(up, set()).add(down)
+        return sorted(_closure([asset], lambda a: children.get(a, ())) - {asset})
+
+    def upstream_assets(self, asset: str) -> list[str]:
+        return sorted(_closure([asset], lambda a: self.assets[a].upstream) - {asset})
+
+    def upstream_edges(self, ref: ColumnRef) -> list[ColumnEdge]:
+        return list(self._up.get(ref, ()))
+
+    def downstream_edges(self, ref: ColumnRef) -> list[ColumnEdge]:
+        return list(self._down.get(ref, ()))
+
+    def upstream_columns(self, ref: ColumnRef) -> set[ColumnRef]:
+        found = _closure([ref], lambda r: [e.source for e in self._up.get(r, ())])
+        return found - {ref}
+
+    def downstream_columns(self, ref: ColumnRef) -> set[ColumnRef]:
+        found = _closure([ref], lambda r: [e.target for e in self._down.get(r, ())])
+        return found - {ref}
+
+    def declared_sensitivity(self, ref: ColumnRef) -> str | None:
+        asset = self.assets.get(ref.asset)
+        info = asset.columns.get(ref.column) if asset else None
+        return info.sensitivity if info else None
+
+    def pii_sources(self, ref: ColumnRef) -> list[ColumnRef]:
+        """The PII columns `ref` is computed from (itself included when declared PII)."""
+        found = [r for r in self.upstream_columns(ref) | {ref} if r.column != ROWS]
+        return sorted(r for r in found if self.declared_sensitivity(r) == PII)
+
+    def effective_sensitivity(self, ref: ColumnRef) -> str | None:
+        """Declared sensitivity, raised to `pii` when the column is derived from a PII column."""
+        return PII if self.pii_sources(ref) else self.declared_sensitivity(ref)
+
+    def resolve(self, target: str) -> tuple[str, str | None]:
+        """`ASSET` or `ASSET.COLUMN` -> (asset, column or None); unknown names raise."""
+        asset, _, column = target.partition(".")
+        if asset not in self.assets:
+            raise UnknownLineageTarget(f"unknown asset {asset!r}")
+        if column and column not in self.assets[asset].columns:
+            raise UnknownLineageTarget(f"asset {asset!r} has no column {column!r}")
+        return asset, column or None
+
+
+def _closure(start: Iterable, step) -> set:
+    seen, todo = set(start), list(start)
+    while todo:
+        for nxt in step(todo.pop()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def asset_key(node: Mapping[str, Any]) -> str:
+    """The asset key dagster-dbt gives a node: `meta.dagster.asset_key`, else source_name/name
+    for sources and the model name for models."""
+    meta = node.get("meta") or (node.get("config") or {}).get("meta") or {}
+    custom = (meta.get("dagster") or {}).get("asset_key")
+    if custom:
+        return "/".join(custom)
+    if node["resource_type"] == "source":
+        return f"{node['source_name']}/{node['name']}"
+    return node["name"]
+
+
+def _meta(node: Mapping[str, Any]) -> dict:
+    return {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
+
+
+def _relation(node: Mapping[str, Any]) -> tuple[str, str]:
+    return node["schema"], node.get("alias") or node.get("identifier") or node["name"]
+
+
+def _layer(node: Mapping[str, Any]) -> str:
+    if node["resource_type"] == "source":
+        return "raw"
+    fqn = node.get("fqn") or []
+    return fqn[1] if len(fqn) > 2 else "models"
+
+
+def build_graph(
+    manifest: Mapping[str, Any],
+    compiled: Mapping[str, str],
+    *,
+    sources: Iterable[Any] = (),
+    contracts: Mapping[str, Any] | None = None,
+    known_columns: Mapping[str, Mapping[str, str]] | None = None,
+) -> LineageGraph:
+    """Assemble the lineage graph from a dbt manifest, compiled SQL per model, connector sources
+    (SourceConfig), contracts (asset -> Contract) and fallback schemas of stored versions."""
+    contracts = contracts or {}
+    known_columns = known_columns or {}
+    nodes = {
+        uid: n
+        for uid, n in [*manifest["nodes"].items(), *manifest["sources"].items()]
+        if n["resource_type"] in {"model", "source", "seed", "snapshot"}
+    }
+    keys = {uid: asset_key(n) for uid, n in nodes.items()}
+    relations = {_relation(n): keys[uid] for uid, n in nodes.items()}
+    assets: dict[str, AssetInfo] = {}
+    for uid, n in nodes.items():
+        key = keys[uid]
+        deps = (n.get("depends_on") or {}).get("nodes") or []
+        declared = {
+            c: ColumnInfo(c, v.get("data_type"), v.get("description") or "",
+                          _meta(v).get("sensitivity"))
+            for c, v in (n.get("columns") or {}).items()
+        }  # fmt: skip
+        if not declared and key in known_columns:
+            declared = {c: ColumnInfo(c, t) for c, t in known_columns[key].items()}
+        meta = _meta(n)
+        relation = _relation(n)
+        assets[key] = AssetInfo(
+            key=key, kind="source" if n["resource_type"] == "source" else "model",
+            layer=_layer(n), relation=relation,
+            owner=meta.get("owner"), description=(n.get("description") or "").strip(),
+            objective=meta.get("objective"), retention=meta.get("retention"),
+            sensitivity=meta.get("sensitivity"),
+            upstream=tuple(sorted(keys[d] for d in deps if d in keys)), columns=declared,
+        )  # fmt: skip
+    source_fields = _connector_sources(assets, sources, known_columns)
+    edges = _column_edges(nodes, keys, relations, compiled, assets)
+    for key, contract in contracts.items():
+        if key in assets:
+            assets[key] = _apply_contract(assets[key], contract)
+    return LineageGraph(assets, edges, source_fields)
+
+
+def _connector_sources(
+    assets: dict[str, AssetInfo], sources: Iterable[Any], known: Mapping[str, Mapping[str, str]]
+) -> dict[ColumnRef, SourceField]:
+    """Raw assets come from connector sources; a raw column is the source field of the same name."""
+    out: dict[ColumnRef, SourceField] = {}
+    for src in sources:
+        key = "/".join(src.asset_key)
+        if key not in assets:
+            cols = {c: ColumnInfo(c, t) for c, t in (known.get(key) or {}).items()}
+            assets[key] = AssetInfo(key, "source", "raw", tuple(src.asset_key), columns=cols)
+        info = assets[key]
+        assets[key] = AssetInfo(
+            **{**info.__dict__, "owner": info.owner or src.owner,
+               "description": info.description or src.description},
+        )  # fmt: skip
+        location = str(src.options.get("path") or src.options.get("url") or src.name)
+        for column in assets[key].columns:
+            out[ColumnRef(key, column)] = SourceField(src.name, src.connector, location, column)
+    return out
+
+
+def _column_edges(
+    nodes: Mapping[str, Mapping[str, Any]],
+    keys: Mapping[str, str],
+    relations: Mapping[tuple[str, str], str],
+    compiled: Mapping[str, str],
+    assets: dict[str, AssetInfo],
+) -> tuple[ColumnEdge, ...]:
+    """Trace models in dependency order, so a model's output columns are known to its children
+    (that is how `select *` over an undocumented model still resolves)."""
+    schema: Schema = {}
+    for info in assets.values():
+        cols = {c: (i.data_type or "unknown") for c, i in info.columns.items()}
+        if cols:
+            schema.setdefault(info.relation[0], {})[info.relation[1]] = cols
+    edges: list[ColumnEdge] = []
+    for uid in _topological([u for u in nodes if u in compiled], nodes):
+        key = keys[uid]
+        traced = model_lineage(key, compiled[uid], schema, relations)
+        edges.extend(traced.edges)
+        info = assets[key]
+        if not info.columns:
+            assets[key] = AssetInfo(
+                **{**info.__dict__, "columns": {c: ColumnInfo(c) for c in traced.columns}}
+            )
+            schema.setdefault(info.relation[0], {})[info.relation[1]] = {
+                c: "unknown" for c in traced.columns
+            }
+    return tuple(edges)
+
+
+def _topological(uids: list[str], nodes: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    wanted, done, order = set(uids), set(), []
+
+    def visit(uid: str) -> None:
+        if uid in done:
+            return
+        done.add(uid)
+        for dep in (nodes[uid].get("depends_on") or {}).get("nodes") or []:
+            if dep in wanted:
+                visit(dep)
+        order.append(uid)
+
+    for uid in sorted(uids):
+        visit(uid)
+    return order
+
+
+def _apply_contract(info: AssetInfo, contract: Any) -> AssetInfo:
+    columns = dict(info.columns)
+    for col in contract.columns:
+        old = columns.get(col.name) or ColumnInfo(col.name)
+        columns[col.name] = ColumnInfo(
+            col.name, col.type or old.data_type, col.description or old.description,
+            str(col.sensitivity),
+        )  # fmt: skip
+    return AssetInfo(
+        **{**info.__dict__, "owner": contract.owner, "description": contract.description,
+           "objective": contract.objective, "retention": contract.retention,
+           "contract_version": contract.version, "columns": columns},
+    )  # fmt: skip
+
+
+def load_lineage(settings: Any) -> LineageGraph:
+    """The lineage graph of an installation: its dbt project, sources.yaml, contracts and the
+    schemas of stored versions (for assets whose columns are declared nowhere)."""
+    from elt_platform.audit.compiled import compiled_sql
+    from elt_platform.connectors.config import load_sources
+    from elt_platform.dbt.project import load_dbt_project, prepare_manifest
+    from elt_platform.store.warehouse import Warehouse
+
+    cfg = load_dbt_project(settings)
+    manifest = json.loads(prepare_manifest(cfg).read_text())
+    known: dict[str, dict[str, str]] = {}
+    if settings.metadata_path.exists():
+        for version in Warehouse(settings.warehouse_dir).versions.list():
+            known[version.asset] = dict(version.schema)  # newest last, so newest wins
+    return build_graph(
+        manifest,
+        compiled_sql(cfg),
+        sources=load_sources(settings.sources_config),
+        contracts=load_contracts_if_any(settings),
+        known_columns=known,
+    )
+
+
+def load_contracts_if_any(settings: Any) -> dict[str, Any]:
+    """Contracts keyed by asset; none when the installation has no contracts folder."""
+    folder = getattr(settings, "contracts_dir", None)
+    if folder is None:
+        return {}
+    from elt_platform.contracts.loading import contracts_for
+
+    return dict(contracts_for(folder))

@@ -1,0 +1,149 @@
+"""Table, column and version lineage over the real dbt project and a small hand-written one."""
+
+from __future__ import annotations
+
+import pytest
+
+from elt_platform.audit.column_lineage import ROWS, ColumnRef
+from elt_platform.audit.lineage import build_graph, load_lineage
+from elt_platform.audit.version_lineage import release_lineage
+from elt_platform.errors import UnknownLineageTarget
+from elt_platform.runtime import _definitions, open_warehouse
+from elt_platform_tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def graph(platform_home):
+    return load_lineage(platform_home)
+
+
+def _sources(graph, asset, column):
+    return {str(e.source): e for e in graph.upstream_edges(ColumnRef(asset, column))}
+
+
+def test_table_lineage_matches_the_dagster_asset_graph(platform_home, graph):
+    asset_graph = _definitions(platform_home).resolve_asset_graph()
+    dagster_edges = sorted(
+        (parent.to_user_string(), key.to_user_string())
+        for key in asset_graph.materializable_asset_keys
+        for parent in asset_graph.get(key).parent_keys
+    )
+    assert graph.table_edges() == dagster_edges
+
+
+def test_aggregation_through_a_join_traces_lifetime_value_to_raw_order_fields(graph):
+    direct = _sources(graph, "customers", "lifetime_value")
+    assert set(direct) == {"int_orders_enriched.order_amount", "int_orders_enriched.status"}
+    assert {e.kind for e in direct.values()} == {"aggregation"}
+    assert "SUM(CASE WHEN" in direct["int_orders_enriched.order_amount"].transformation
+    upstream = {str(r) for r in graph.upstream_columns(ColumnRef("customers", "lifetime_value"))}
+    assert {"raw/orders.quantity", "raw/orders.unit_price", "raw/orders.status"} <= upstream
+    assert "raw/customers.email" not in upstream
+
+
+def test_joined_and_aggregated_paid_amount_comes_from_payments(graph):
+    direct = _sources(graph, "int_orders_enriched", "paid_amount")
+    assert set(direct) == {"stg_payments.amount"}
+    edge = direct["stg_payments.amount"]
+    assert edge.kind == "aggregation"
+    assert edge.steps[0].startswith("CAST(COALESCE(payments.paid_amount, 0)")
+    assert edge.steps[-1] == "SUM(stg_payments.amount) AS paid_amount"
+
+
+def test_mart_columns_through_a_join_keep_their_source_with_renames_and_casts(graph):
+    category = _sources(graph, "orders", "category")
+    assert set(category) == {"int_orders_enriched.category"}
+    assert category["int_orders_enriched.category"].kind == "identity"
+    assert set(_sources(graph, "int_orders_enriched", "category")) == {"stg_products.category"}
+    signup = _sources(graph, "customers", "signup_date")
+    assert set(signup) == {"stg_customers.signup_at"}
+    assert signup["stg_customers.signup_at"].kind == "transformation"  # renamed and cast
+    order_date = _sources(graph, "daily_revenue", "order_date")
+    assert set(order_date) == {"int_orders_enriched.order_date"}
+
+
+def test_count_star_depends_on_the_rows_of_its_input(graph):
+    direct = _sources(graph, "daily_revenue", "order_count")
+    assert set(direct) == {f"int_orders_enriched.{ROWS}"}
+
+
+def test_pii_propagates_to_derived_columns_and_raw_columns_map_to_source_fields(graph):
+    email = ColumnRef("customers", "email")
+    assert graph.effective_sensitivity(email) == "pii"
+    assert ColumnRef("raw/customers", "email") in graph.pii_sources(email)
+    assert graph.pii_sources(ColumnRef("customers", "lifetime_value")) == []
+    field = graph.source_fields[ColumnRef("raw/customers", "email")]
+    assert (field.source, field.connector, field.field) == ("customers", "files", "email")
+    downstream = graph.downstream_columns(ColumnRef("raw/customers", "email"))
+    assert {str(r) for r in downstream} == {"stg_customers.email", "customers.email"}
+
+
+def test_release_lineage_names_the_versions_that_fed_each_version(platform_home):
+    wh = open_warehouse(platform_home)
+    release = wh.releases.current()
+    edges = release_lineage(wh, release.release_id)
+    into_customers = {e.upstream: e.upstream_version for e in edges if e.asset == "customers"}
+    assert into_customers == {
+        "stg_customers": release.manifest["stg_customers"],
+        "int_orders_enriched": release.manifest["int_orders_enriched"],
+    }
+
+
+def _node(kind, name, sql_cols, *, schema="main", deps=(), columns=None, source_name=None):
+    node = {
+        "resource_type": kind,
+        "name": name,
+        "schema": schema,
+        "fqn": ["p", "marts", name],
+        "depends_on": {"nodes": list(deps)},
+        "columns": {c: {"name": c, "meta": m} for c, m in (columns or {}).items()},
+    }
+    if source_name:
+        node["source_name"] = source_name
+    return node
+
+
+def test_rename_star_expansion_and_pii_derived_hash_on_a_small_project():
+    manifest = {
+        "sources": {
+            "source.p.raw.people": _node(
+                "source", "people", None, schema="raw", source_name="raw",
+                columns={"id": {}, "email": {"sensitivity": "pii"}, "city": {}},
+            )
+        },
+        "nodes": {
+            "model.p.stg": _node("model", "stg", None, deps=["source.p.raw.people"]),
+            "model.p.mart": _node(
+                "model", "mart", None, deps=["model.p.stg"],
+                columns={"person": {}, "email_hash": {"sensitivity": "internal"}, "n": {}},
+            ),
+        },
+    }  # fmt: skip
+    compiled = {
+        "model.p.stg": 'select * from "db"."raw"."people"',
+        "model.p.mart": (
+            "with s as (select * from db.main.stg) "
+            "select s.id as person, md5(s.email) as email_hash, count(*) over () as n from s"
+        ),
+    }
+    graph = build_graph(manifest, compiled)
+    assert list(graph.assets["stg"].columns) == ["id", "email", "city"]  # from `select *`
+    person = _sources(graph, "mart", "person")
+    assert person["stg.id"].kind == "rename"
+    assert _sources(graph, "stg", "id")["raw/people.id"].kind == "identity"
+    email_hash = ColumnRef("mart", "email_hash")
+    assert graph.declared_sensitivity(email_hash) == "internal"
+    assert graph.effective_sensitivity(email_hash) == "pii"
+    assert graph.pii_sources(email_hash) == [ColumnRef("raw/people", "email")]
+    assert graph.effective_sensitivity(ColumnRef("stg", "email")) == "pii"  # undeclared, derived
+    with pytest.raises(UnknownLineageTarget):
+        graph.resolve("mart.nope")
+
+
+def test_lineage_cli_prints_upstream_to_the_source_field(platform_home):
+    proc = run_cli(platform_home, "lineage", "customers.email", "--upstream", check=True)
+    assert "raw/customers.email" in proc.stdout
+    assert "source customers (files:" in proc.stdout
+    assert "PII" in proc.stdout
+    bad = run_cli(platform_home, "lineage", "customers.nope")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: asset 'customers' has no column")
