@@ -1,0 +1,1 @@
+"""Promotion gates evaluated as asset checks: contract (pandera), volume, and a quality score."""

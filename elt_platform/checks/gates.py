@@ -1,0 +1,72 @@
+"""Gate checks as partitioned, blocking Dagster asset checks, evaluated inline on a new version."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from elt_platform.checks.contract import GateOutcome, check_contract
+from elt_platform.checks.quality import CheckSummary, quality_score
+from elt_platform.checks.volume import check_volume
+from elt_platform.contracts.model import Contract
+from elt_platform.environments import PROD, environment_partitions
+from elt_platform.store.versions import Version
+from elt_platform.store.warehouse import Warehouse
+
+GATE_NAMES = ("contract", "volume")
+_DESCRIPTIONS = {
+    "contract": "Every row satisfies the data contract (types, nulls, keys, ranges, values).",
+    "volume": "Row count is within the contract's tolerance of the version prod serves.",
+}
+
+
+def gate_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            name=name,
+            asset=asset_key,
+            description=_DESCRIPTIONS[name],
+            blocking=True,
+            partitions_def=environment_partitions,
+        )
+        for name in GATE_NAMES
+    ]
+
+
+def evaluate_gates(wh: Warehouse, version: Version, contract: Contract) -> list[GateOutcome]:
+    prod_vid = wh.environments.pointers(PROD).get(version.asset)
+    prod_rows = wh.versions.get(version.asset, prod_vid).rows if prod_vid else None
+    return [
+        check_contract(version, contract),
+        check_volume(version.rows, prod_rows, contract.volume),
+    ]
+
+
+def to_check_result(asset_key: dg.AssetKey, outcome: GateOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata={k: v for k, v in outcome.metadata.items() if v is not None},
+    )
+
+
+def summaries_from_results(results: list[dg.AssetCheckResult]) -> list[CheckSummary]:
+    out = []
+    for r in results:
+        failed = r.metadata.get("failed_rows")
+        failed_rows = int(getattr(failed, "value", failed) or 0) if failed is not None else 0
+        out.append(
+            CheckSummary(
+                name=r.check_name or "",
+                passed=r.passed,
+                blocking=r.severity == dg.AssetCheckSeverity.ERROR,
+                failed_rows=failed_rows,
+            )
+        )
+    return out
+
+
+def score(results: list[dg.AssetCheckResult], rows: int) -> float:
+    return quality_score(summaries_from_results(results), rows)

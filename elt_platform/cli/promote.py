@@ -1,0 +1,103 @@
+"""`elt promote`, `elt releases`, `elt rollback`, `elt gc`: the release lifecycle of prod."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from datetime import timedelta
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from elt_platform.promotion.gc import collect_garbage
+from elt_platform.promotion.policy import load_policy
+from elt_platform.runtime import open_warehouse, promote_via_sensor, rollback_via_job
+from elt_platform.settings import load_settings
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def actor() -> str:
+    return f"user:{getpass.getuser()}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("promote")(promote)
+    app.command("releases")(releases)
+    app.command("rollback")(rollback)
+    app.command("gc")(gc)
+
+
+def promote() -> None:
+    """Evaluate the promotion gates for staging and, if they pass, publish it to prod."""
+    outcome = promote_via_sensor(load_settings(), actor=actor())
+    if not outcome.requested:
+        blocked = not outcome.reason.startswith("prod already serves")
+        style = "red" if blocked else "green"
+        console.print(f"[{style}]{outcome.reason}[/]")
+        raise typer.Exit(1 if blocked else 0)
+    if not outcome.success:
+        console.print(f"[red]promotion run {outcome.run_id} failed:[/] {outcome.reason}")
+        raise typer.Exit(1)
+    console.print(
+        f"promoted: prod at [bold]{outcome.release_id}[/] "
+        f"({len(outcome.changed_assets)} assets changed; run {outcome.run_id})"
+    )
+
+
+def releases(limit: int = typer.Option(20, help="Show at most this many releases.")) -> None:
+    """List releases, newest first, with who triggered them and their gate summary."""
+    wh = open_warehouse(load_settings())
+    current = wh.releases.current()
+    table = Table(
+        "release", "created", "from", "code version", "triggered by", "assets", "gates", ""
+    )
+    for r in wh.releases.list()[:limit]:
+        gates = r.gate_summary or {}
+        summary = (
+            f"{gates.get('checks_passed', '?')} passed / {gates.get('checks_failed', '?')} failed"
+            if "checks_passed" in gates
+            else "-"
+        )
+        mark = "<- prod" if current and r.release_id == current.release_id else ""
+        if r.collected_at:
+            mark = "collected"
+        table.add_row(
+            r.release_id, r.created_at[:19], r.source_environment, r.code_version or "-",
+            r.triggered_by, str(len(r.manifest)), summary, mark,
+        )  # fmt: skip
+    console.print(table)
+
+
+def rollback(
+    to: str = typer.Option(..., "--to", help="Release id to point prod at."),
+    asset: list[str] = typer.Option(None, "--asset", help="Roll back only these (+ downstream)."),
+) -> None:
+    """Point prod back at an earlier release (pointer change; a subset takes its downstream)."""
+    settings = load_settings()
+    result = rollback_via_job(settings, to, assets=asset or None, actor=actor())
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        message = failure.event_specific_data.error.message.strip() if failure else "failed"
+        console.print(f"[red]rollback failed:[/] {message.splitlines()[0]}")
+        raise typer.Exit(1)
+    current = open_warehouse(settings).releases.current()
+    console.print(f"prod now at [bold]{current.release_id}[/] (rollback run {result.run_id})")
+
+
+def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.")) -> None:
+    """Collect old releases and versions nothing references (never a referenced one)."""
+    policy = load_policy()
+    report = collect_garbage(
+        open_warehouse(load_settings()),
+        keep=policy.keep_releases,
+        grace=timedelta(hours=policy.gc_grace_hours),
+        actor=actor(),
+        dry_run=dry_run,
+    )
+    verb = "would collect" if dry_run else "collected"
+    console.print(
+        f"{verb} {len(report.collected_releases)} releases and {len(report.deleted_versions)} "
+        f"versions ({report.freed_bytes:,} bytes); kept {len(report.kept_releases)} releases"
+    )

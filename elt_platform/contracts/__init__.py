@@ -1,0 +1,1 @@
+"""Data contracts: one versioned YAML per dataset, the source of truth for its structure."""

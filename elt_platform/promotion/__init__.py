@@ -1,0 +1,1 @@
+"""Write-audit-publish: release candidates, gates, the promotion sensor and jobs, rollback, GC."""

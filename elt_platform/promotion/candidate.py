@@ -1,0 +1,180 @@
+"""A release candidate: the source environment's versions, judged against the promotion policy.
+
+Gate results are read for exactly the versions being published: for each asset, the check
+evaluations recorded by the run that set the asset's pointer. A later run cannot bypass them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from elt_platform.contracts.model import Contract
+from elt_platform.environments import PROD
+from elt_platform.promotion.policy import PromotionPolicy
+from elt_platform.store.releases import manifest_hash
+from elt_platform.store.warehouse import Warehouse
+
+CODE_VERSION_TAG = "elt/code_version"
+
+
+@dataclass
+class Candidate:
+    source_environment: str
+    manifest: dict[str, str]
+    source_runs: dict[str, str | None]
+    checks: dict[str, dict[str, bool]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    code_version: str | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return not self.problems
+
+    @property
+    def manifest_hash(self) -> str:
+        return manifest_hash(self.manifest)
+
+    def gate_summary(self) -> dict:
+        passed = sum(ok for checks in self.checks.values() for ok in checks.values())
+        total = sum(len(checks) for checks in self.checks.values())
+        return {
+            "checks_passed": passed,
+            "checks_failed": total - passed,
+            "source_runs": sorted({r for r in self.source_runs.values() if r}),
+            "problems": self.problems,
+        }
+
+
+def _blocking_checks(asset_graph) -> dict[dg.AssetKey, dict[str, bool]]:
+    out: dict[dg.AssetKey, dict[str, bool]] = {}
+    for assets_def in asset_graph.assets_defs:
+        for spec in assets_def.check_specs:
+            out.setdefault(spec.asset_key, {})[spec.name] = spec.blocking
+    return out
+
+
+def _evaluations(instance: dg.DagsterInstance, run_id: str) -> dict[tuple[str, str], object]:
+    found = {}
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        data = record.dagster_event.event_specific_data
+        found[(data.asset_key.to_user_string(), data.check_name)] = data
+    return found
+
+
+def _sample(evaluation) -> str:
+    meta = evaluation.metadata or {}
+    if getattr(evaluation, "description", None):
+        detail = evaluation.description
+        sample = meta.get("failure_sample")
+        return detail + (f"; sample: {getattr(sample, 'value', sample)}" if sample else "")
+    for key in ("failure_sample", "failed_rows", "dagster_dbt/failed_row_count"):
+        if key in meta:
+            return f"{key}={getattr(meta[key], 'value', meta[key])}"
+    return ""
+
+
+def evaluate_candidate(
+    wh: Warehouse,
+    instance: dg.DagsterInstance,
+    asset_graph,
+    policy: PromotionPolicy,
+    contracts: dict[str, Contract] | None = None,
+) -> Candidate:
+    """Judge the source environment's current versions as one release."""
+    source = policy.source_environment
+    pointers = wh.environments.pointers(source)
+    runs = wh.environments.pointer_runs(source)
+    keys = sorted(asset_graph.materializable_asset_keys, key=lambda k: k.to_user_string())
+    cand = Candidate(source, {}, {})
+    for key in keys:
+        name = key.to_user_string()
+        if name not in pointers:
+            cand.problems.append(f"{name}: no version in {source}")
+            continue
+        cand.manifest[name] = pointers[name]
+        cand.source_runs[name] = runs.get(name)
+    evaluations: dict[str, dict] = {}
+    for run_id in {r for r in cand.source_runs.values() if r}:
+        evaluations[run_id] = _evaluations(instance, run_id)
+    for key, specs in _blocking_checks(asset_graph).items():
+        name = key.to_user_string()
+        if name not in cand.manifest:
+            continue
+        run_id = cand.source_runs.get(name)
+        for check, blocking in sorted(specs.items()):
+            ev = evaluations.get(run_id or "", {}).get((name, check))
+            if ev is None:
+                cand.checks.setdefault(name, {})[check] = False
+                if policy.require_all_gates and blocking:
+                    cand.problems.append(
+                        f"{name}: check {check} was not evaluated for version "
+                        f"{cand.manifest[name]} (run {run_id})"
+                    )
+                continue
+            cand.checks.setdefault(name, {})[check] = bool(ev.passed)
+            if not ev.passed and blocking and policy.require_all_gates:
+                detail = _sample(ev)
+                cand.problems.append(
+                    f"{name}: check {check} failed for version {cand.manifest[name]}"
+                    + (f" ({detail})" if detail else "")
+                )
+    if policy.require_owner_and_description:
+        for key in keys:
+            node = asset_graph.get(key)
+            if not node.owners:
+                cand.problems.append(f"{key.to_user_string()}: no owner")
+            if not (node.description or "").strip():
+                cand.problems.append(f"{key.to_user_string()}: no description")
+    if policy.require_reproducible:
+        _check_reproducible(wh, instance, asset_graph, cand)
+    if policy.block_breaking_changes:
+        _check_breaking(wh, cand, contracts or {})
+    return cand
+
+
+def _check_reproducible(wh: Warehouse, instance, asset_graph, cand: Candidate) -> None:
+    labels: dict[str, set[str]] = {}
+    for name, version_id in cand.manifest.items():
+        record = wh.versions.record(name, version_id)
+        if not record.get("code_version"):
+            cand.problems.append(f"{name}: version {version_id} has no recorded code version")
+        parents = asset_graph.get(dg.AssetKey.from_user_string(name)).parent_keys
+        if parents and not record.get("inputs"):
+            cand.problems.append(f"{name}: version {version_id} has no recorded input versions")
+        run_id = cand.source_runs.get(name)
+        run = instance.get_run_by_id(run_id) if run_id else None
+        label = run.tags.get(CODE_VERSION_TAG) if run else None
+        if label is None:
+            cand.problems.append(f"{name}: build run {run_id} recorded no code version")
+        else:
+            labels.setdefault(label, set()).add(name)
+    if len(labels) > 1:
+        detail = "; ".join(f"{lbl}: {', '.join(sorted(a))}" for lbl, a in sorted(labels.items()))
+        cand.problems.append(f"assets were built from different code versions ({detail})")
+    elif labels:
+        cand.code_version = next(iter(labels))
+
+
+def _check_breaking(wh: Warehouse, cand: Candidate, contracts: dict[str, Contract]) -> None:
+    """Removed or retyped columns against prod need a migration note in the contract."""
+    prod = wh.environments.pointers(PROD)
+    for name, version_id in cand.manifest.items():
+        if name not in prod or prod[name] == version_id:
+            continue
+        old = wh.versions.get(name, prod[name]).schema_dict
+        new = wh.versions.get(name, version_id).schema_dict
+        removed = sorted(set(old) - set(new))
+        retyped = sorted(c for c in set(old) & set(new) if old[c] != new[c])
+        if not (removed or retyped):
+            continue
+        contract = contracts.get(name)
+        if contract is not None and contract.migration_note:
+            continue
+        parts = [f"removed {', '.join(removed)}" if removed else "",
+                 f"retyped {', '.join(retyped)}" if retyped else ""]  # fmt: skip
+        cand.problems.append(
+            f"{name}: breaking schema change ({'; '.join(p for p in parts if p)}) without a "
+            "contract major version bump and migration note"
+        )

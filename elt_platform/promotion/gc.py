@@ -1,0 +1,106 @@
+"""Garbage collection: keep the newest N releases plus every release that is held (prod's,
+sandbox bases, archived experiments); delete versions nothing references any more."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from elt_platform.environments import PROD
+from elt_platform.store.metadata import utc_now
+from elt_platform.store.warehouse import Warehouse
+
+
+@dataclass
+class GcReport:
+    kept_releases: list[str] = field(default_factory=list)
+    collected_releases: list[str] = field(default_factory=list)
+    deleted_versions: list[tuple[str, str]] = field(default_factory=list)
+    freed_bytes: int = 0
+
+
+def protected_releases(tx) -> set[str]:
+    """Releases that must survive: prod's current one, sandbox bases, explicit holds."""
+    held = {r[0] for r in tx.execute("SELECT release_id FROM release_holds")}
+    bases = {
+        r[0]
+        for r in tx.execute(
+            "SELECT coalesce(current_release, base_release) FROM environments"
+            " WHERE coalesce(current_release, base_release) IS NOT NULL"
+        )
+    }
+    return held | bases
+
+
+def collect_garbage(
+    wh: Warehouse, *, keep: int, grace: timedelta, actor: str, dry_run: bool = False
+) -> GcReport:
+    """Decide and record everything in one transaction; delete files only after it commits."""
+    report = GcReport()
+    cutoff = (datetime.now(UTC) - grace).isoformat(timespec="microseconds")
+    doomed_dirs: list[Path] = []
+    with wh.meta.transaction() as tx:
+        live = [
+            r[0]
+            for r in tx.execute(
+                "SELECT release_id FROM releases WHERE collected_at IS NULL ORDER BY seq DESC"
+            )
+        ]
+        keep_set = set(live[:keep]) | (protected_releases(tx) & set(live))
+        report.kept_releases = [r for r in live if r in keep_set]
+        report.collected_releases = [r for r in live if r not in keep_set]
+        referenced = {
+            (r[0], r[1]) for r in tx.execute("SELECT asset, version_id FROM env_pointers")
+        }
+        for release_id in report.kept_releases:
+            referenced |= {
+                (r[0], r[1])
+                for r in tx.execute(
+                    "SELECT asset, version_id FROM release_entries WHERE release_id = ?",
+                    (release_id,),
+                )
+            }
+        for asset, version_id, path, size, created in tx.execute(
+            "SELECT asset, version_id, path, bytes, created_at FROM versions"
+        ).fetchall():
+            if (asset, version_id) in referenced or created > cutoff:
+                continue
+            report.deleted_versions.append((asset, version_id))
+            report.freed_bytes += size
+            doomed_dirs.append(Path(path).parent)
+        if dry_run:
+            return report  # nothing was written; the empty transaction commits harmlessly
+        now = utc_now()
+        tx.executemany(
+            "UPDATE releases SET collected_at = ? WHERE release_id = ?",
+            [(now, r) for r in report.collected_releases],
+        )
+        tx.executemany(
+            "DELETE FROM versions WHERE asset = ? AND version_id = ?", report.deleted_versions
+        )
+        if report.collected_releases or report.deleted_versions:
+            wh.ledger.append(
+                "gc.collected",
+                actor=actor,
+                environment=PROD,
+                params={
+                    "collected_releases": report.collected_releases,
+                    "deleted_versions": len(report.deleted_versions),
+                    "freed_bytes": report.freed_bytes,
+                    "keep": keep,
+                },
+                assets=_by_asset(report.deleted_versions),
+                tx=tx,
+            )
+    for directory in doomed_dirs:
+        shutil.rmtree(directory, ignore_errors=True)
+    return report
+
+
+def _by_asset(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    grouped: dict[str, list[str]] = {}
+    for asset, version_id in pairs:
+        grouped.setdefault(asset, []).append(version_id)
+    return {asset: ",".join(sorted(vids)) for asset, vids in grouped.items()}

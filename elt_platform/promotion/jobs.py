@@ -1,0 +1,174 @@
+"""Promotion and rollback as Dagster jobs, so the UI's run list and prod partition history are the
+promotion history. Each records a materialization of every changed asset's `prod` partition."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from elt_platform.contracts.loading import contracts_for
+from elt_platform.environments import PROD, environment_from_name
+from elt_platform.errors import EltError, UnknownRelease
+from elt_platform.promotion.candidate import evaluate_candidate
+from elt_platform.promotion.policy import load_policy
+from elt_platform.resources import WarehouseResource
+from elt_platform.store.releases import PublishResult
+
+PROMOTE_JOB = "promote_release"
+ROLLBACK_JOB = "rollback_release"
+
+
+class PromoteConfig(dg.Config):
+    source_environment: str = "staging"
+    expected_manifest_hash: str = ""
+    triggered_by: str = "user"
+
+
+class RollbackConfig(dg.Config):
+    release_id: str
+    assets: list[str] = []
+    triggered_by: str = "user"
+
+
+def _prod_materializations(
+    result: PublishResult, action: str, wh, extra: dict
+) -> list[dg.AssetMaterialization]:
+    events = []
+    for asset in result.changed_assets:
+        version_id = result.release.manifest.get(asset)
+        if version_id is None:
+            continue
+        record = wh.versions.record(asset, version_id)
+        version = wh.versions.get(asset, version_id)
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=dg.AssetKey.from_user_string(asset),
+                partition=PROD,
+                description=f"{action}: prod now serves release {result.release.release_id}",
+                metadata={
+                    "release": result.release.release_id,
+                    "previous_release": result.previous_release or "",
+                    "action": action,
+                    "version_id": version_id,
+                    "source_run": record["run_id"] or "",
+                    "code_version": record["code_version"] or "",
+                    "dagster/row_count": dg.MetadataValue.int(version.rows),
+                    **extra.get(asset, {}),
+                },
+                tags={"dagster/data_version": version_id},
+            )
+        )
+    return events
+
+
+def _promote_body(context, config: PromoteConfig, warehouse: WarehouseResource, platform):
+    """Re-evaluate the gates for exactly the candidate versions, then publish them atomically."""
+    wh = warehouse.warehouse
+    environment_from_name(config.source_environment)
+    policy = load_policy().model_copy(update={"source_environment": config.source_environment})
+    contracts = contracts_for(platform.contracts_dir)
+    cand = evaluate_candidate(wh, context.instance, platform.asset_graph(), policy, contracts)
+    if not cand.eligible:
+        raise dg.Failure(
+            description=f"release candidate from {cand.source_environment} is blocked",
+            metadata={"problems": "\n".join(cand.problems)},
+            allow_retries=False,
+        )
+    if config.expected_manifest_hash and config.expected_manifest_hash != cand.manifest_hash:
+        raise dg.Failure(
+            description="staging changed after the sensor requested this promotion; "
+            "the sensor will request a new one",
+            allow_retries=False,
+        )
+    result = wh.publish(
+        cand.source_environment,
+        assets=list(cand.manifest),
+        triggered_by=config.triggered_by,
+        code_version=cand.code_version,
+        gate_summary=cand.gate_summary(),
+        run_id=context.run_id,
+    )
+    checks = {a: {f"check_{k}": v for k, v in c.items()} for a, c in cand.checks.items()}
+    yield from _prod_materializations(result, "promote", wh, checks)
+    context.log.info(
+        f"prod at {result.release.release_id} ({len(result.changed_assets)} assets changed)"
+        if result.changed
+        else f"nothing changed: prod already at {result.release.release_id}"
+    )
+
+
+def _rollback_body(context, config: RollbackConfig, warehouse: WarehouseResource, platform):
+    """Point prod back at a release; a subset also rolls back everything downstream of it."""
+    wh = warehouse.warehouse
+    try:
+        result = rollback_prod(
+            wh, config.release_id, config.assets, platform.asset_graph(),
+            actor=config.triggered_by, run_id=context.run_id,
+        )  # fmt: skip
+    except EltError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    yield from _prod_materializations(result, "rollback", wh, {})
+
+
+def downstream_closure(asset_graph, assets: list[str]) -> list[str]:
+    keys = [dg.AssetKey.from_user_string(a) for a in assets]
+    closure = set(keys)
+    stack = list(keys)
+    while stack:
+        for child in asset_graph.get(stack.pop()).child_keys:
+            if child not in closure:
+                closure.add(child)
+                stack.append(child)
+    return sorted(k.to_user_string() for k in closure)
+
+
+def rollback_prod(wh, release_id: str, assets: list[str], asset_graph, *, actor: str, run_id=None):
+    """Full rollback repoints prod to the release; a subset publishes a mixed release."""
+    target = wh.releases.get(release_id)
+    if not assets:
+        return wh.rollback(release_id, actor=actor, run_id=run_id)
+    unknown = sorted(set(assets) - set(target.manifest))
+    if unknown:
+        raise UnknownRelease(f"release {release_id} has no version of {', '.join(unknown)}")
+    subset = [a for a in downstream_closure(asset_graph, assets) if a in target.manifest]
+    return wh.publish_versions(
+        {a: target.manifest[a] for a in subset},
+        source_environment=f"rollback:{release_id}",
+        triggered_by=actor,
+        run_id=run_id,
+    )
+
+
+@dataclass(frozen=True)
+class PlatformView:
+    """What promotion needs from the code location: its asset graph and contracts folder."""
+
+    asset_graph: Callable[[], object]
+    contracts_dir: Path
+
+
+def build_promotion_jobs(platform: PlatformView) -> list[dg.JobDefinition]:
+    @dg.op(name="promote", tags={"kind": "promotion"}, out={})
+    def promote(
+        context: dg.OpExecutionContext, config: PromoteConfig, warehouse: WarehouseResource
+    ):
+        """Re-evaluate the gates for exactly the candidate versions, then publish atomically."""
+        yield from _promote_body(context, config, warehouse, platform)
+
+    @dg.op(name="rollback", tags={"kind": "rollback"}, out={})
+    def rollback(
+        context: dg.OpExecutionContext, config: RollbackConfig, warehouse: WarehouseResource
+    ):
+        """Point prod back at a release; a subset also rolls back everything downstream."""
+        yield from _rollback_body(context, config, warehouse, platform)
+
+    @dg.job(name=PROMOTE_JOB, tags={"elt/target_environment": PROD}, description=promote.__doc__)
+    def _promote():
+        promote()
+
+    @dg.job(name=ROLLBACK_JOB, tags={"elt/target_environment": PROD}, description=rollback.__doc__)
+    def _rollback():
+        rollback()
+
+    return [_promote, _rollback]

@@ -1,0 +1,63 @@
+"""The promotion sensor: when staging holds a complete release whose gates all passed for exactly
+those versions, request a promotion run; otherwise say precisely what blocks it."""
+
+import dagster as dg
+
+from elt_platform.contracts.loading import contracts_for
+from elt_platform.environments import PROD
+from elt_platform.promotion.candidate import CODE_VERSION_TAG, evaluate_candidate
+from elt_platform.promotion.jobs import PROMOTE_JOB, PlatformView
+from elt_platform.promotion.policy import load_policy
+from elt_platform.resources import WarehouseResource
+
+
+def build_promotion_sensor(platform: PlatformView) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="promotion_sensor",
+        job_name=PROMOTE_JOB,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Promotes staging to prod when every asset's blocking gates passed.",
+    )
+    def promotion_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+        wh = warehouse.warehouse
+        policy = load_policy()
+        contracts = contracts_for(platform.contracts_dir)
+        graph = platform.asset_graph()
+        cand = evaluate_candidate(wh, context.instance, graph, policy, contracts)
+        prod = wh.environments.pointers(PROD)
+        if cand.manifest and all(prod.get(a) == v for a, v in cand.manifest.items()):
+            current = wh.releases.current()
+            return dg.SkipReason(
+                f"prod already serves {cand.source_environment}'s versions "
+                f"(release {current.release_id if current else '-'})"
+            )
+        if not cand.eligible:
+            shown = cand.problems[:8]
+            more = len(cand.problems) - len(shown)
+            return dg.SkipReason(
+                "promotion blocked: " + "; ".join(shown) + (f"; and {more} more" if more else "")
+            )
+        return dg.RunRequest(
+            # One promotion per distinct candidate: a rolled-back release is not re-promoted.
+            run_key=cand.manifest_hash,
+            run_config={
+                "ops": {
+                    "promote": {
+                        "config": {
+                            "source_environment": cand.source_environment,
+                            "expected_manifest_hash": cand.manifest_hash,
+                            "triggered_by": "sensor:promotion_sensor",
+                        }
+                    }
+                }
+            },
+            tags={
+                "elt/source_environment": cand.source_environment,
+                "elt/target_environment": PROD,
+                "elt/candidate": cand.manifest_hash[:16],
+                CODE_VERSION_TAG: cand.code_version or "",
+            },
+        )
+
+    return promotion_sensor

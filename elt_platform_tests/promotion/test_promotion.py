@@ -1,0 +1,133 @@
+"""Write-audit-publish through the real sensor and jobs: gates block, releases promote, rollback
+of a subset takes its downstream, GC never deletes a referenced version."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+
+from elt_platform.environments import PROD, STAGING
+from elt_platform.errors import ReleaseCollected
+from elt_platform.promotion.gc import collect_garbage
+from elt_platform.runtime import (
+    build_environment,
+    open_instance,
+    open_warehouse,
+    promote_via_sensor,
+    rollback_via_job,
+)
+from elt_platform.sources_data import ensure_synthetic_sources
+from elt_platform_tests.conftest import make_settings
+
+
+@pytest.fixture(scope="module")
+def promo(tmp_path_factory):
+    """An installation with release 1 (2,000 orders) promoted by the sensor."""
+    root = tmp_path_factory.mktemp("promo")
+    sources = {}
+    for rows in (2_000, 2_400, 1_000):
+        sources[rows] = root / f"sources_{rows}"
+        ensure_synthetic_sources(sources[rows], rows=rows, seed=11)
+    settings = make_settings(root / "home", ELT_SOURCES_DIR=str(sources[2_000]))
+    outcome = build_environment(settings, STAGING)
+    assert outcome.success, outcome.error
+    first = promote_via_sensor(settings, actor="test")
+    assert first.requested and first.success, first.reason
+    return settings, sources, first
+
+
+def _with_sources(settings, path):
+    return dataclasses.replace(settings, sources_dir=path)
+
+
+def test_sensor_promotes_a_release_whose_gates_passed(promo):
+    settings, _, first = promo
+    wh = open_warehouse(settings)
+    assert wh.environments.pointers(PROD) == wh.environments.pointers(STAGING)
+    release = wh.releases.current()
+    assert release.release_id == first.release_id
+    assert release.triggered_by == "test" and release.code_version
+    assert release.gate_summary["checks_failed"] == 0 and release.gate_summary["checks_passed"] > 0
+    # The prod partition's materialization history is the promotion history.
+    instance = open_instance(settings)
+    event = instance.get_latest_materialization_event(dg.AssetKey("orders"))
+    mat = event.asset_materialization
+    assert mat.partition == PROD
+    assert mat.metadata["release"].value == first.release_id
+    assert mat.metadata["version_id"].value == release.manifest["orders"]
+    run = instance.get_run_by_id(first.run_id)
+    assert run.tags["elt/target_environment"] == PROD
+    assert run.tags["elt/source_environment"] == STAGING
+    # Nothing new to promote: the sensor skips and says why.
+    again = promote_via_sensor(settings)
+    assert not again.requested and "prod already serves" in again.reason
+
+
+def test_a_failing_gate_blocks_promotion_and_says_why(promo):
+    settings, sources, first = promo
+    half = _with_sources(settings, sources[1_000])  # a sudden 50 % drop in orders
+    outcome = build_environment(half, STAGING)
+    wh = open_warehouse(settings)
+    try:
+        failed = {c for a in outcome.assets.values() for c in a.failed_checks}
+        assert "volume" in failed
+        blocked = promote_via_sensor(half)
+        assert not blocked.requested
+        assert "promotion blocked" in blocked.reason
+        assert "orders: check volume failed" in blocked.reason
+        assert "fell 50%" in blocked.reason
+        assert wh.releases.current().release_id == first.release_id
+    finally:  # restore staging for the following tests
+        assert build_environment(settings, STAGING).success
+
+
+def test_rollback_of_a_subset_also_rolls_back_its_downstream(promo):
+    settings, sources, first = promo
+    bigger = _with_sources(settings, sources[2_400])
+    assert build_environment(bigger, STAGING).success
+    second = promote_via_sensor(bigger)
+    assert second.success, second.reason
+    wh = open_warehouse(settings)
+    r1 = wh.releases.get(first.release_id).manifest
+    r2 = wh.releases.get(second.release_id).manifest
+    assert r1["raw/orders"] != r2["raw/orders"]
+
+    result = rollback_via_job(settings, first.release_id, assets=["stg_orders"], actor="test")
+    assert result.success
+    prod = wh.environments.pointers(PROD)
+    for asset in ["stg_orders", "int_orders_enriched", "orders", "customers", "daily_revenue"]:
+        assert prod[asset] == r1[asset], asset
+    for asset in ["raw/orders", "stg_customers", "raw/customers"]:
+        assert prod[asset] == r2[asset], asset
+    # Full rollback to release 2 and back again is a pointer move recorded as a Dagster run.
+    full = rollback_via_job(settings, second.release_id, actor="test")
+    assert full.success and wh.environments.pointers(PROD) == r2
+
+
+def test_gc_keeps_referenced_versions_and_refuses_collected_releases(promo):
+    settings, _, first = promo
+    wh = open_warehouse(settings)
+    wh.environments.create_sandbox("gc_probe", base_release=first.release_id, pointers={})
+    before_files = {p for p in (wh.root / "versions").rglob("*.parquet")}
+    report = collect_garbage(wh, keep=1, grace=timedelta(0), actor="test")
+    kept = set(report.kept_releases)
+    assert first.release_id in kept  # a sandbox is based on it
+    assert wh.releases.current().release_id in kept
+    referenced = set()
+    for env in wh.environments.list():
+        referenced |= {(a, v) for a, v in wh.environments.pointers(env.name).items()}
+    for rid in kept:
+        referenced |= set(wh.releases.get(rid).manifest.items())
+    for asset, vid in referenced:  # every referenced version still resolves to files
+        assert wh.versions.get(asset, vid).path.exists()
+    deleted = set(report.deleted_versions)
+    assert deleted and not (deleted & referenced)
+    assert len({p for p in (wh.root / "versions").rglob("*.parquet")}) < len(before_files)
+    for rid in report.collected_releases:
+        before = wh.environments.pointers(PROD)
+        with pytest.raises(ReleaseCollected):
+            rollback_via_job(settings, rid, actor="test")
+        assert wh.environments.pointers(PROD) == before
