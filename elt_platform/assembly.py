@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from elt_platform.audit.run_lineage import build_openlineage_sensors
 from elt_platform.connectors.assets import build_source_asset
 from elt_platform.connectors.config import load_sources
 from elt_platform.dbt.assets import build_dbt_assets, build_dbt_resource
@@ -32,7 +33,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*raw_assets, dbt_models],
         jobs=[build_job],
-        sensors=[environment_partitions_sensor],
+        sensors=[environment_partitions_sensor, *build_openlineage_sensors(settings)],
         resources={
             "warehouse": WarehouseResource(root=str(settings.warehouse_dir)),
             "dbt": build_dbt_resource(dbt_cfg),

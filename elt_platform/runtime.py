@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import dagster as dg
 
+from elt_platform.audit.run_lineage import emit_after_run
 from elt_platform.environments import environment_from_name
 from elt_platform.partitions_sync import sync_environment_partitions
 from elt_platform.settings import REPO_ROOT, Settings
@@ -90,6 +91,7 @@ def build_environment(
         tags={"elt/environment": env.name, **(tags or {})},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+    emit_after_run(settings, instance, result.run_id)  # OpenLineage START/COMPLETE/FAIL events
     return summarize_run(result, env.name)
 
 
