@@ -20,6 +20,7 @@ class Settings:
     sources_dir: Path
     sources_config: Path
     dagster_home: Path
+    contracts_dir: Path = REPO_ROOT / "contracts"
 
     @property
     def warehouse_dir(self) -> Path:
@@ -49,4 +50,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env.get("ELT_SOURCES_CONFIG", str(REPO_ROOT / "sources.yaml"))
         ).resolve(),
         dagster_home=Path(env.get("DAGSTER_HOME", str(home / "dagster_home"))).resolve(),
+        contracts_dir=Path(
+            env.get("ELT_CONTRACTS_DIR", str(REPO_ROOT / "contracts"))
+        ).resolve(),
     )
