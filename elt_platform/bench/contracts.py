@@ -32,8 +32,8 @@ def run(results_dir: Path, rows: int = 10_000_000) -> list[dict]:
         validate_s = time.perf_counter() - started
         if not outcome.passed:
             raise RuntimeError(f"benchmark data violates its contract: {outcome.description}")
-        # Baseline: a single DuckDB pass computing an aggregate over every column of the table.
-        aggregates = ", ".join(f"count({c[0]})" for c in version.schema)
+        # Baseline: one DuckDB pass that must read every value (hash sums; counts come from stats).
+        aggregates = ", ".join(f"sum(hash({c[0]}))" for c in version.schema)
         started = time.perf_counter()
         con.execute(f"SELECT {aggregates} FROM {version.scan_sql}").fetchall()
         scan_s = time.perf_counter() - started
