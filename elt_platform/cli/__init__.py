@@ -33,6 +33,10 @@ def _register() -> None:
     from elt_platform.cli import lineage
 
     lineage.register(app)
+    from elt_platform.cli import catalog
+
+    app.add_typer(catalog.app, name="catalog", help="Query the metadata catalog (read-only).")
+    app.add_typer(catalog.docs_app, name="docs", help="Generate the documentation site.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,62 @@
+"""`elt catalog query|refresh|export` and `elt docs build`."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from elt_platform.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True)
+docs_app = typer.Typer(no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+@app.command("query")
+def query(
+    sql: str = typer.Argument(..., help="One read-only SELECT over the catalog views."),
+    limit: int = typer.Option(200, help="Print at most this many rows."),
+) -> None:
+    """Run a read-only query (views: assets, owners, asset_columns, column_derivations, ...)."""
+    from elt_platform.audit.catalog import query_catalog
+
+    settings = load_settings()
+    result = query_catalog(settings.metadata_path, sql, limit=limit)
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+
+
+@app.command("refresh")
+def refresh() -> None:
+    """Rebuild the catalog's derived rows from contracts, dbt, lineage and Dagster history."""
+    from elt_platform.audit.history import refresh as refresh_catalog
+
+    settings = load_settings()
+    refresh_catalog(settings)
+    console.print(f"catalog refreshed in {settings.metadata_path}", highlight=False)
+
+
+@app.command("export")
+def export() -> None:
+    """Copy the catalog views into a DuckDB file, for DuckDB and BI tools."""
+    from elt_platform.audit.catalog import export_to_duckdb
+    from elt_platform.audit.history import refresh as refresh_catalog
+
+    settings = load_settings()
+    refresh_catalog(settings)
+    target = settings.warehouse_dir / "catalogs" / "_catalog.duckdb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"catalog exported to {export_to_duckdb(settings.metadata_path, target)}")
+
+
+@docs_app.command("build")
+def build() -> None:
+    """Write the static documentation site (one page per asset and an index)."""
+    from elt_platform.audit.docs import build_docs
+
+    console.print(f"docs site written to {build_docs(load_settings())}", highlight=False)

@@ -1,0 +1,102 @@
+"""The queryable catalog (read-only SQL over views in the metadata store) and the docs site."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from elt_platform.audit.catalog import export_to_duckdb, query_catalog
+from elt_platform.audit.docs import build_docs, page_name
+from elt_platform.errors import InvalidQuery
+from elt_platform.runtime import open_warehouse
+from elt_platform_tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def site(platform_home):
+    """Building the docs refreshes the catalog first, so both are ready afterwards."""
+    return build_docs(platform_home)
+
+
+def _q(settings, sql):
+    return query_catalog(settings.metadata_path, sql).rows
+
+
+def test_catalog_answers_who_owns_an_asset(platform_home, site):
+    assert _q(platform_home, "SELECT owner FROM owners WHERE asset = 'customers'") == [
+        ("team:analytics",)
+    ]
+    owned = _q(platform_home, "SELECT asset FROM owners WHERE owner = 'team:data-platform'")
+    assert ("raw/customers",) in owned
+
+
+def test_catalog_answers_which_prod_release_contains_a_version(platform_home, site):
+    release = open_warehouse(platform_home).releases.current()
+    version = release.manifest["customers"]
+    rows = _q(
+        platform_home,
+        "SELECT release_id, is_current_prod FROM release_contents"
+        f" WHERE asset = 'customers' AND version_id = '{version}'",
+    )
+    assert (release.release_id, 1) in rows
+
+
+def test_catalog_answers_which_assets_derive_from_a_pii_column(platform_home, site):
+    rows = _q(
+        platform_home,
+        "SELECT DISTINCT target_asset, target_column FROM column_derivations"
+        " WHERE source_asset = 'raw/customers' AND source_column = 'email' ORDER BY 1",
+    )
+    assert rows == [("customers", "email"), ("stg_customers", "email")]
+    flagged = _q(
+        platform_home,
+        "SELECT column_name FROM asset_columns WHERE asset = 'customers'"
+        " AND effective_sensitivity = 'pii'",
+    )
+    assert ("email",) in flagged and ("lifetime_value",) not in flagged
+
+
+def test_catalog_holds_runs_check_results_and_the_audit_log(platform_home, site):
+    run_id = open_warehouse(platform_home).releases.list()[-1].run_id
+    assert _q(platform_home, f"SELECT status FROM runs WHERE run_id = '{run_id}'") == [("SUCCESS",)]
+    n_checks = _q(platform_home, f"SELECT count(*) FROM check_results WHERE run_id = '{run_id}'")
+    assert n_checks[0][0] > 0
+    assert _q(platform_home, "SELECT count(*) FROM audit_log")[0][0] >= 1
+
+
+def test_catalog_queries_are_read_only(platform_home, site):
+    before = _q(platform_home, "SELECT count(*) FROM ledger")
+    for bad in ["DELETE FROM ledger", "SELECT 1; DROP TABLE ledger", "UPDATE assets SET x=1",
+                "WITH x AS (SELECT 1) DELETE FROM ledger"]:  # fmt: skip
+        with pytest.raises(InvalidQuery):
+            query_catalog(platform_home.metadata_path, bad)
+    assert _q(platform_home, "SELECT count(*) FROM ledger") == before
+    proc = run_cli(platform_home, "catalog", "query", "DELETE FROM releases")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: only a single read-only")
+    proc = run_cli(platform_home, "catalog", "query", "SELECT asset, owner FROM assets", check=True)
+    assert "team:analytics" in proc.stdout
+
+
+def test_catalog_exports_to_duckdb(platform_home, site, tmp_path):
+    target = export_to_duckdb(platform_home.metadata_path, tmp_path / "catalog.duckdb")
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        owner = con.execute("SELECT owner FROM owners WHERE asset = 'customers'").fetchone()
+    finally:
+        con.close()
+    assert owner == ("team:analytics",)
+
+
+def test_docs_site_has_an_index_and_a_page_per_asset(platform_home, site):
+    assets = [r[0] for r in _q(platform_home, "SELECT asset FROM assets")]
+    index = site.read_text()
+    for asset in assets:
+        assert f"href='{page_name(asset)}'" in index
+        assert (site.parent / page_name(asset)).exists()
+    page = (site.parent / page_name("customers")).read_text()
+    release = open_warehouse(platform_home).releases.current()
+    assert "team:analytics" in page
+    assert "<span class='pii'>PII</span>" in page  # email
+    assert release.release_id in page and release.manifest["customers"] in page
+    assert "<svg class='quality'" in page and "<polyline" in page
+    assert f"href='{page_name('stg_customers')}'" in page  # upstream link
