@@ -7,7 +7,7 @@ PORT ?= 3000
 export UV_COMPILE_BYTECODE := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install demo test dev dev-stop bench lint format clean
+.PHONY: install demo test dev dev-stop bench docs lint format clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ dev: $(STAMP)
 
 dev-stop:
 	@if [ -f .elt/dev.pid ]; then kill -INT $$(cat .elt/dev.pid) && echo "stopped"; else echo "not running"; fi
+
+docs: $(STAMP)
+	$(BIN)/elt docs build
 
 bench: $(STAMP)
 	$(BIN)/python -m elt_platform.bench

@@ -59,6 +59,9 @@ def demo(
     console.print(
         f"prod catalog: {wh.catalogs.path(PROD)}  ({time.perf_counter() - started:.1f} s)"
     )
+    from elt_platform.audit.docs import build_docs
+
+    console.print(f"docs site: {build_docs(settings)}", highlight=False)
 
 
 def _print_summary(outcome, result) -> None:
