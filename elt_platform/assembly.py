@@ -12,6 +12,7 @@ from elt_platform.dbt.project import load_dbt_project
 from elt_platform.environments import environment_partitions
 from elt_platform.partitions_sync import environment_partitions_sensor
 from elt_platform.resources import WarehouseResource
+from elt_platform.sandboxes.jobs import build_sandbox_jobs, build_sandbox_schedules
 from elt_platform.settings import Settings, load_settings
 
 BUILD_JOB = "build_environment"
@@ -30,9 +31,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         partitions_def=environment_partitions,
         description="Materialize assets in one environment (staging or a sandbox).",
     )
+    sandbox_jobs = build_sandbox_jobs(settings)  # create_sandbox (launchpad) + prune_sandboxes
     return dg.Definitions(
         assets=[*raw_assets, dbt_models],
-        jobs=[build_job],
+        jobs=[build_job, *sandbox_jobs],
+        schedules=build_sandbox_schedules(sandbox_jobs),
         sensors=[environment_partitions_sensor, *build_openlineage_sensors(settings)],
         resources={
             "warehouse": WarehouseResource(root=str(settings.warehouse_dir)),

@@ -76,3 +76,19 @@ class UnknownLineageTarget(EltError):
 
 class InvalidSince(EltError):
     hint = "use an ISO date or time (2026-11-02, 2026-11-02T10:00) or an age such as 30m, 12h, 7d"
+
+
+class InvalidDuration(EltError):
+    hint = "use a number and a unit: 90s, 30m, 12h, 7d or 2w (or `none` for no expiry)"
+
+
+class ProtectedEnvironment(EltError):
+    hint = "only sandboxes can be dropped; prod and staging are permanent"
+
+
+class UnknownAsset(EltError):
+    hint = "run `elt env show ENV` to list the assets an environment points at"
+
+
+class UnknownExperiment(EltError):
+    hint = "run `elt sandbox list`; archived records are kept under warehouse/experiments/archive"

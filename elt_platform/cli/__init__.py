@@ -27,6 +27,10 @@ def _register() -> None:
     build.register(app)
     demo.register(app)
     dev.register(app)
+    from elt_platform.cli import diff, sandbox
+
+    app.add_typer(sandbox.app, name="sandbox", help="Analyst sandboxes: create, build, drop, ...")
+    diff.register(app)
     from elt_platform.cli import audit
 
     app.add_typer(audit.app, name="audit", help="Verify and read the audit ledger.")

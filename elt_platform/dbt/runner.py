@@ -16,6 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource
 from elt_platform.dbt.project import DbtProjectConfig, dbt_vars
 from elt_platform.errors import MissingSourceData
 from elt_platform.resources import WarehouseResource
+from elt_platform.sandboxes.dbt_run import finish_dbt_run, plain_relation_sql, prepare_dbt_run
 from elt_platform.store.catalog import quote_ident, relation_for_asset
 from elt_platform.store.versions import Version
 from elt_platform.versioning import version_metadata
@@ -40,8 +41,10 @@ def mount_upstream(
     pointers: Mapping[str, Version],
     relations: Mapping[str, tuple[str, str]],
     skip: set[str],
+    relation_sql=plain_relation_sql,
 ) -> None:
-    """Create views in the scratch database for every pointed version dbt will not rebuild."""
+    """Create views in the scratch database for every pointed version dbt will not rebuild
+    (through `relation_sql`, which masks PII in sandboxes)."""
     existing = {
         (r[0], r[1]): r[2]
         for r in con.execute(
@@ -56,7 +59,7 @@ def mount_upstream(
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         if existing.get((schema, name)) == "BASE TABLE":
             con.execute(f"DROP TABLE {rel}")
-        con.execute(f"CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {version.scan_sql}")
+        con.execute(f"CREATE OR REPLACE VIEW {rel} AS {relation_sql(asset, version)}")
 
 
 def check_inputs_available(
@@ -92,11 +95,15 @@ def run_dbt_build(
     pointers = wh.resolve(env.name)
     check_inputs_available(context, pointers)
     relations = dbt_relations(manifest, translator)
-    selected = {k.to_user_string() for k in context.selected_asset_keys}
+    # Flags/vars, masking and (in a sandbox) which selected models keep their release versions.
+    setup = prepare_dbt_run(context, wh, env, manifest, translator, pointers)
+    pointers = {**pointers, **setup.reused_versions}
     scratch = wh.scratch_path(env.name)
     con = duckdb.connect(str(scratch))
     try:
-        mount_upstream(con, pointers, relations, skip=selected)
+        mount_upstream(
+            con, pointers, relations, skip=setup.to_build, relation_sql=setup.relation_sql
+        )
     finally:
         con.close()
 
@@ -106,17 +113,23 @@ def run_dbt_build(
         target_path.mkdir(parents=True, exist_ok=True)
         shutil.copy(cache, target_path / "partial_parse.msgpack")
     started = time.perf_counter()
-    invocation = dbt.cli(
-        ["build", "--vars", dbt_vars(scratch, env.name)],
-        context=context,
-        target_path=target_path,
-        raise_on_error=False,
-    )
-    events = list(invocation.stream())
+    invocation = None
+    if setup.to_build:
+        invocation = dbt.cli(
+            ["build", *setup.dbt_args(dbt_vars(scratch, env.name))],
+            context=context,
+            target_path=target_path,
+            raise_on_error=False,
+        )
+    events = list(invocation.stream()) if invocation is not None else []
     dbt_seconds = time.perf_counter() - started
     try:
-        new_versions = _export_models(context, wh, env.name, scratch, events, relations, pointers)
-        wh.commit_pointers(env.name, new_versions, run_id=context.run_id)
+        new_versions = _export_models(
+            context, wh, env.name, scratch, events, relations, pointers, setup.params
+        )
+        wh.commit_pointers(
+            env.name, {**setup.reused_versions, **new_versions}, run_id=context.run_id
+        )
     finally:
         parsed = target_path / "partial_parse.msgpack"
         if parsed.exists():
@@ -124,6 +137,7 @@ def run_dbt_build(
             shutil.copy(parsed, cache)
         shutil.rmtree(target_path, ignore_errors=True)
 
+    extra = finish_dbt_run(context, wh, setup, manifest, new_versions, events)
     for event in events:
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name).to_user_string()
@@ -135,12 +149,14 @@ def run_dbt_build(
                     **event.metadata,
                     **version_metadata(version, env.name),
                     "dbt_build_seconds": round(dbt_seconds, 3),
+                    **extra.get(key, {}),
                 },
                 data_version=dg.DataVersion(version.version_id),
             )
         else:
             yield event
-    if not invocation.is_successful():
+    yield from setup.reused_outputs(context)
+    if invocation is not None and not invocation.is_successful():
         raise dg.Failure(
             description=f"dbt build failed in environment {env.name!r}",
             metadata={"dbt_errors": "\n".join(invocation.get_error_messages()[-10:])},
@@ -155,6 +171,7 @@ def _export_models(
     events: list,
     relations: Mapping[str, tuple[str, str]],
     pointers: Mapping[str, Version],
+    params_for=lambda asset: {},
 ) -> dict[str, Version]:
     """Export each model dbt built to an immutable version; replace the table by a view on it."""
     built = [
@@ -181,7 +198,7 @@ def _export_models(
                 run_id=context.run_id,
                 code_version=context.assets_def.code_versions_by_key.get(key),
                 inputs=inputs,
-                params={"partition": environment},
+                params={"partition": environment, **params_for(name)},
             )
             con.execute(f"DROP TABLE IF EXISTS {rel}")
             con.execute(f"CREATE VIEW {rel} AS SELECT * FROM {version.scan_sql}")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from elt_platform.store.pointers import EnvironmentRegistry, pointers_token
+from elt_platform.environments import EnvironmentKind
+from elt_platform.store.pointers import EnvironmentRecord, EnvironmentRegistry, pointers_token
 from elt_platform.store.versions import Version, VersionStore
 
 RelationSql = Callable[[str, Version], str]
@@ -59,6 +60,7 @@ class CatalogStore:
         """Write a fresh catalog for `environment` and swap it in atomically."""
         record = self.registry.get(environment)
         pointers = self.registry.pointers(environment)
+        relation_sql = self.relation_sql_for(record)
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{environment}.{uuid.uuid4().hex}.tmp.duckdb"
         try:
@@ -86,7 +88,7 @@ class CatalogStore:
                     schemas.add(schema)
                     version = self.versions.get(asset, version_id)
                     rel = f"{quote_ident(schema)}.{quote_ident(name)}"
-                    con.execute(f"CREATE VIEW {rel} AS {self.relation_sql(asset, version)}")
+                    con.execute(f"CREATE VIEW {rel} AS {relation_sql(asset, version)}")
                     con.execute(
                         f"INSERT INTO {META_SCHEMA}.pointers VALUES (?, ?, ?)",
                         [asset, version_id, f"{schema}.{name}"],
@@ -99,6 +101,14 @@ class CatalogStore:
             tmp.unlink(missing_ok=True)
             Path(str(tmp) + ".wal").unlink(missing_ok=True)
         return self.path(environment)
+
+    def relation_sql_for(self, record: EnvironmentRecord) -> RelationSql:
+        """Sandboxes see PII columns masked (see sandboxes/masking.py); other environments don't."""
+        if record.environment.kind is not EnvironmentKind.SANDBOX:
+            return self.relation_sql
+        from elt_platform.sandboxes.masking import sandbox_relation_sql
+
+        return sandbox_relation_sql(self.versions.meta)
 
     def is_fresh(self, environment: str) -> bool:
         path = self.path(environment)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from elt_platform.environments import (
@@ -61,8 +62,10 @@ class EnvironmentRegistry:
         ttl_seconds: int | None = None,
         pointers: dict[str, str] | None = None,
         config: dict | None = None,
+        on_commit: Callable[[sqlite3.Connection], None] | None = None,
     ) -> EnvironmentRecord:
-        """Register a sandbox and (optionally) seed its pointers, in one transaction."""
+        """Register a sandbox and (optionally) seed its pointers, in one transaction; `on_commit`
+        writes related rows (e.g. an audit ledger entry) in that same transaction."""
         valid = validate_sandbox_name(name)
         now = utc_now()
         with self.meta.transaction() as tx:
@@ -79,9 +82,13 @@ class EnvironmentRegistry:
                     " VALUES (?,?,?,?)",
                     (valid, asset, version_id, now),
                 )
+            if on_commit is not None:
+                on_commit(tx)
         return self.get(valid)
 
-    def drop(self, name: str) -> None:
+    def drop(
+        self, name: str, *, on_commit: Callable[[sqlite3.Connection], None] | None = None
+    ) -> None:
         env = environment_from_name(name)
         validate_sandbox_name(env.name)
         with self.meta.transaction() as tx:
@@ -89,6 +96,8 @@ class EnvironmentRegistry:
                 raise UnknownEnvironment(f"unknown environment {env.name!r}")
             tx.execute("DELETE FROM env_pointers WHERE environment = ?", (env.name,))
             tx.execute("DELETE FROM environments WHERE name = ?", (env.name,))
+            if on_commit is not None:
+                on_commit(tx)
 
     def get(self, name: str) -> EnvironmentRecord:
         env = environment_from_name(name)

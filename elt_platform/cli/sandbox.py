@@ -1,0 +1,185 @@
+"""`elt sandbox`: create, list, plan, build, show, drop, prune and reproduce analyst sandboxes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from elt_platform.runtime import open_instance, open_warehouse
+from elt_platform.sandboxes.config import parse_assignments
+from elt_platform.sandboxes.duration import format_duration
+from elt_platform.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"user:{getpass.getuser()}"
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Sandbox name (lowercase identifier)."),
+    from_release: str = typer.Option(None, "--from", help="Release id (default: prod's current)."),
+    ttl: str = typer.Option("7d", help="Time to live: 90m, 12h, 7d, 2w or `none`."),
+    owner: str = typer.Option(None, help="Owner e-mail or team:name."),
+    flag: list[str] = typer.Option(None, "--flag", help="Feature flag name=value (repeatable)."),
+    var: list[str] = typer.Option(None, "--var", help="dbt var name=value (repeatable)."),
+) -> None:
+    """Create a sandbox from a release: pointers only, no data copied; PII is masked."""
+    from elt_platform.sandboxes.create import create_sandbox
+
+    settings = load_settings()
+    flags, values = parse_assignments(flag, "flag"), parse_assignments(var, "var")
+    created = create_sandbox(
+        settings, name, from_release=from_release, ttl=ttl, owner=owner, flags=flags,
+        vars=values, actor=_actor(), instance=open_instance(settings),
+    )  # fmt: skip
+    console.print(
+        f"created sandbox [bold]{created.name}[/] from {created.release_id} "
+        f"({created.assets} assets, no data copied, {created.seconds * 1000:.0f} ms; "
+        f"ttl {format_duration(created.ttl_seconds)})"
+    )
+    console.print(f"catalog: {created.catalog}")
+
+
+@app.command("list")
+def list_sandboxes() -> None:
+    """Sandboxes with owner, age, TTL and the size of the data they own (their new versions)."""
+    from elt_platform.sandboxes.prune import sandbox_status
+
+    wh = open_warehouse(load_settings())
+    table = Table("sandbox", "owner", "from release", "age", "ttl", "expires in", "owns", "bytes")
+    for s in sandbox_status(wh, datetime.now(UTC)):
+        r = s.record
+        table.add_row(
+            r.name, r.owner or "-", r.base_release or "-", format_duration(s.age_seconds),
+            format_duration(r.ttl_seconds), format_duration(s.expires_in_seconds),
+            f"{s.owned_versions} versions", f"{s.owned_bytes:,}",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("plan")
+def plan(
+    name: str,
+    select: list[str] = typer.Option(None, "--select", "-s", help="Asset key, e.g. orders."),
+) -> None:
+    """Show which assets a build would recompute, and why; the rest resolve to the release."""
+    from elt_platform.sandboxes.build import plan_sandbox
+
+    result = plan_sandbox(load_settings(), name, select or None)
+    _print_plan(result)
+
+
+@app.command("build")
+def build(
+    name: str,
+    select: list[str] = typer.Option(None, "--select", "-s", help="Asset key, e.g. orders."),
+) -> None:
+    """Recompute only the assets whose code, inputs or vars differ from the source release."""
+    from elt_platform.sandboxes.build import build_sandbox
+
+    settings = load_settings()
+    result = build_sandbox(settings, name, select or None)
+    _print_plan(result.plan)
+    if result.outcome is None:
+        console.print("nothing to rebuild: every selected asset resolves to an existing version")
+        return
+    outcome = result.outcome
+    table = Table("asset", "rows", "version", "rebuilt", "checks ok", "checks failed")
+    for a in sorted(outcome.assets.values(), key=lambda a: a.asset):
+        table.add_row(
+            a.asset, f"{a.rows:,}" if a.rows is not None else "-", a.version_id or "-",
+            "yes" if a.asset in result.plan.rebuild else "no",
+            str(a.checks_passed), str(a.checks_failed),
+        )  # fmt: skip
+    console.print(table)
+    if not outcome.success:
+        console.print(f"[red]run {outcome.run_id} failed:[/] {outcome.error}")
+        raise typer.Exit(1)
+    console.print(f"run {outcome.run_id} in {name}; see `elt diff {name}` for the changes")
+
+
+@app.command("show")
+def show(name: str) -> None:
+    """Print the sandbox's experiment record (JSON)."""
+    from elt_platform.sandboxes.experiment import ExperimentStore
+
+    wh = open_warehouse(load_settings())
+    record = ExperimentStore(wh.root, wh.meta).get(name)
+    console.print_json(json.dumps(record, default=str))
+
+
+@app.command("drop")
+def drop(name: str) -> None:
+    """Archive the experiment record, then remove the sandbox and the versions only it owns."""
+    from elt_platform.sandboxes.prune import drop_sandbox
+
+    settings = load_settings()
+    wh = open_warehouse(settings)
+    result = drop_sandbox(wh, name, actor=_actor(), instance=open_instance(settings))
+    console.print(
+        f"dropped [bold]{result.name}[/]: {len(result.deleted_versions)} owned versions deleted "
+        f"({result.freed_bytes:,} bytes); record archived to {result.archived_record}"
+    )
+
+
+@app.command("prune")
+def prune() -> None:
+    """Drop every sandbox past its TTL now (the `prune_sandboxes` schedule does this hourly)."""
+    from elt_platform.sandboxes.prune import prune_expired
+
+    settings = load_settings()
+    results = prune_expired(
+        open_warehouse(settings), actor=_actor(), instance=open_instance(settings)
+    )
+    for r in results:
+        console.print(f"pruned {r.name} (record: {r.archived_record})")
+    if not results:
+        console.print("no sandbox is past its TTL")
+
+
+@app.command("reproduce")
+def reproduce(
+    name: str,
+    into: str = typer.Option(None, "--as", help="Name of the fresh sandbox (default NAME_rN)."),
+) -> None:
+    """Re-create a sandbox's outputs from its record in a fresh sandbox; compare content hashes."""
+    from elt_platform.sandboxes.reproduce import reproduce as run_reproduce
+
+    result = run_reproduce(load_settings(), name, into=into, actor=_actor())
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    table = Table("asset", "recorded", "reproduced", "")
+    for asset, version in result.matched.items():
+        table.add_row(asset, version, version, "identical")
+    for asset, (expected, got) in result.mismatched.items():
+        table.add_row(asset, expected or "-", got or "-", "[red]differs[/]")
+    console.print(table)
+    if result.error:
+        console.print(f"[red]reproduction build failed:[/] {result.error}")
+        raise typer.Exit(1)
+    if not result.identical:
+        console.print(f"[red]{result.sandbox} does not reproduce {name}[/]")
+        raise typer.Exit(1)
+    console.print(
+        f"{result.sandbox} reproduces {name}: {len(result.matched)} outputs with identical "
+        f"content hashes (from {result.source_release})"
+    )
+
+
+def _print_plan(result) -> None:
+    table = Table("asset", "action", "reason", "resolves to")
+    for asset, d in result.decisions.items():
+        action = "[bold]rebuild[/]" if d.rebuild else "reuse"
+        table.add_row(asset, action, d.reason, d.version_id or "-")
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Analyst sandboxes: zero-copy creation, masking, selective rebuild, diff, experiment records."""

@@ -1,0 +1,107 @@
+"""Which columns are sensitive (PII), and the stored masking policy every sandbox catalog uses.
+
+Today the declarations come from the dbt project (`meta: {sensitivity: pii}` on columns, optionally
+`masking: <rule>`); `pii_columns_from_manifest` is the single place that reads them, so the source
+of truth can move (e.g. to contracts/) without touching masking. The policy is persisted in the
+metadata store because catalogs are rebuilt by code that has no dbt project at hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from elt_platform.store.metadata import MetadataStore, utc_now
+
+PiiColumns = dict[str, dict[str, str]]  # asset -> column -> masking rule ("auto" = by name/type)
+AUTO = "auto"
+# Version parameter set on versions computed in a sandbox from masked inputs.
+MASKED_PARAM = "pii_masked"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS masking_policy (
+    asset TEXT NOT NULL,
+    column_name TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (asset, column_name)
+);
+"""
+
+
+def dbt_asset_key(node: Mapping[str, Any]) -> str:
+    """The asset key string dagster-dbt's default translator gives a manifest node (mirrored here
+    so reading PII declarations does not import dagster-dbt, which takes seconds)."""
+    meta = {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
+    configured = (meta.get("dagster") or {}).get("asset_key")
+    if configured:
+        return "/".join(configured)
+    if node.get("resource_type") == "source":
+        return f"{node['source_name']}/{node['name']}"
+    if node.get("version"):
+        return node["alias"]
+    schema = (node.get("config") or {}).get("schema")
+    return f"{schema}/{node['name']}" if schema else node["name"]
+
+
+def pii_columns_from_manifest(
+    manifest: Mapping[str, Any], key_fn: Callable[[Mapping[str, Any]], str] = dbt_asset_key
+) -> PiiColumns:
+    """Columns declared `sensitivity: pii` on dbt models and sources, keyed by asset key."""
+    out: PiiColumns = {}
+    nodes = list(manifest.get("nodes", {}).values()) + list(manifest.get("sources", {}).values())
+    for node in nodes:
+        if node.get("resource_type") not in {"model", "source", "seed", "snapshot"}:
+            continue
+        columns = {}
+        for name, spec in (node.get("columns") or {}).items():
+            meta = {**(spec.get("meta") or {}), **((spec.get("config") or {}).get("meta") or {})}
+            if str(meta.get("sensitivity", "")).lower() == "pii":
+                columns[name] = str(meta.get("masking") or AUTO)
+        if columns:
+            out[key_fn(node)] = columns
+    return out
+
+
+def ensure_schema(meta: MetadataStore) -> None:
+    with meta.read() as con:
+        con.executescript(SCHEMA)
+
+
+def save_policy(meta: MetadataStore, columns: PiiColumns) -> None:
+    """Replace the stored policy with `columns` (one transaction; readers see old or new)."""
+    ensure_schema(meta)
+    now = utc_now()
+    with meta.transaction() as tx:
+        current = {
+            (r[0], r[1], r[2])
+            for r in tx.execute("SELECT asset, column_name, rule FROM masking_policy")
+        }
+        wanted = {(a, c, r) for a, cols in columns.items() for c, r in cols.items()}
+        if current == wanted:
+            return
+        tx.execute("DELETE FROM masking_policy")
+        tx.executemany(
+            "INSERT INTO masking_policy (asset, column_name, rule, updated_at) VALUES (?,?,?,?)",
+            [(a, c, r, now) for a, c, r in sorted(wanted)],
+        )
+
+
+def load_policy(meta: MetadataStore) -> PiiColumns:
+    ensure_schema(meta)
+    out: PiiColumns = {}
+    with meta.read() as con:
+        for row in con.execute("SELECT asset, column_name, rule FROM masking_policy"):
+            out.setdefault(row[0], {})[row[1]] = row[2]
+    return out
+
+
+def masked_at_rest(meta: MetadataStore, asset: str, version_id: str) -> bool:
+    """True for versions computed in a sandbox from masked inputs (they hold no raw PII)."""
+    with meta.read() as con:
+        row = con.execute(
+            "SELECT params_json FROM versions WHERE asset = ? AND version_id = ?",
+            (asset, version_id),
+        ).fetchone()
+    return bool(row) and bool(json.loads(row[0] or "{}").get(MASKED_PARAM))

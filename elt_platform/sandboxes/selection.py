@@ -1,0 +1,133 @@
+"""Selective rebuild: which assets of a sandbox must be recomputed, and which keep resolving to the
+versions of its source release.
+
+An asset is reused when a version exists (the release's first, then the sandbox's own) that was
+built by the same code version, from the same input versions, with the same values of the dbt vars
+its SQL references. Anything else is rebuilt, and so is everything downstream of a rebuilt asset
+(its input will change), as dbt's `state:modified+` would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from typing import Any
+
+from elt_platform.store.metadata import MetadataStore
+
+_VAR_CALL = re.compile(r"""\bvar\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
+VARS_PARAM = "vars"
+
+
+@dataclass(frozen=True)
+class Decision:
+    asset: str
+    rebuild: bool
+    reason: str
+    version_id: str | None = None  # what the asset resolves to when it is not rebuilt
+
+
+@dataclass(frozen=True)
+class RebuildPlan:
+    decisions: dict[str, Decision] = field(default_factory=dict)
+
+    @property
+    def rebuild(self) -> list[str]:
+        return [a for a, d in self.decisions.items() if d.rebuild]
+
+    @property
+    def reuse(self) -> dict[str, str]:
+        return {
+            a: d.version_id for a, d in self.decisions.items() if not d.rebuild and d.version_id
+        }
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What a version was built from, as recorded when it was committed."""
+
+    code_version: str | None
+    inputs: dict[str, str]
+    params: dict[str, Any]
+
+
+def referenced_vars(sql: str) -> set[str]:
+    """Names of the dbt vars a model's SQL reads with `var('name' ...)` (macros are not seen)."""
+    return set(_VAR_CALL.findall(sql or ""))
+
+
+def lineage(meta: MetadataStore, asset: str, version_id: str) -> Lineage | None:
+    with meta.read() as con:
+        row = con.execute(
+            "SELECT code_version, inputs_json, params_json FROM versions"
+            " WHERE asset = ? AND version_id = ?",
+            (asset, version_id),
+        ).fetchone()
+    if row is None:
+        return None
+    return Lineage(row[0], json.loads(row[1] or "{}"), json.loads(row[2] or "{}"))
+
+
+def plan_rebuild(
+    meta: MetadataStore,
+    assets: Iterable[str],
+    *,
+    deps: Mapping[str, Iterable[str]],
+    code_versions: Mapping[str, str | None],
+    var_values: Mapping[str, Mapping[str, Any]],
+    pointers: Mapping[str, str],
+    base: Mapping[str, str],
+) -> RebuildPlan:
+    """Decide rebuild/reuse for `assets` (in dependency order) given the environment's pointers
+    and its base release manifest; deps outside `assets` resolve to the environment's pointers."""
+    wanted = list(dict.fromkeys(assets))
+    graph = {a: {d for d in deps.get(a, ()) if d in wanted} for a in wanted}
+    decisions: dict[str, Decision] = {}
+    for asset in TopologicalSorter(graph).static_order():
+        decisions[asset] = _decide(
+            meta, asset, list(deps.get(asset, ())), decisions, code_versions.get(asset),
+            dict(var_values.get(asset, {})), pointers, base,
+        )  # fmt: skip
+    return RebuildPlan({a: decisions[a] for a in wanted})
+
+
+def _decide(meta, asset, asset_deps, decided, code_version, values, pointers, base) -> Decision:
+    rebuilt = sorted(d for d in asset_deps if d in decided and decided[d].rebuild)
+    if rebuilt:
+        return Decision(asset, True, f"upstream {rebuilt[0]} is rebuilt")
+    inputs = {}
+    for dep in asset_deps:
+        resolved = decided[dep].version_id if dep in decided else pointers.get(dep)
+        if resolved is not None:
+            inputs[dep] = resolved
+    candidates = list(dict.fromkeys(v for v in (base.get(asset), pointers.get(asset)) if v))
+    if not candidates:
+        return Decision(asset, True, "no version yet")
+    if code_version is None:
+        return Decision(asset, True, "no code version to compare")
+    reasons = []
+    for version_id in candidates:
+        found = lineage(meta, asset, version_id)
+        reason = _mismatch(found, code_version, inputs, values)
+        if reason is None:
+            return Decision(asset, False, "unchanged", version_id)
+        reasons.append(reason)
+    return Decision(asset, True, reasons[0])
+
+
+def _mismatch(found: Lineage | None, code_version: str, inputs: dict, values: dict) -> str | None:
+    if found is None:
+        return "version record missing"
+    if found.code_version != code_version:
+        return "code changed"
+    for dep in sorted(set(inputs) | set(found.inputs)):
+        if inputs.get(dep) != found.inputs.get(dep):
+            return f"input {dep} changed"
+    recorded = found.params.get(VARS_PARAM) or {}
+    for name in sorted(set(values) | set(recorded)):
+        if values.get(name) != recorded.get(name):
+            return f"var {name} changed"
+    return None
