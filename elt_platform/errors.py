@@ -62,6 +62,10 @@ class ConfigError(EltError):
     hint = "fix the configuration file named in the message"
 
 
+class ContractError(EltError):
+    hint = "fix the contract file at the line shown (see contracts/README or an existing contract)"
+
+
 class InvalidLedgerEntry(EltError):
     hint = "ledger kinds are dotted lowercase names (e.g. `release.published`) with an actor"
 
@@ -92,3 +96,43 @@ class UnknownAsset(EltError):
 
 class UnknownExperiment(EltError):
     hint = "run `elt sandbox list`; archived records are kept under warehouse/experiments/archive"
+
+
+class SourceDataError(EltError):
+    """Malformed source data (file, page or row): retrying cannot help."""
+
+    hint = "fix or remove the file/page/row named in the message; nothing was loaded"
+
+
+class SourceUnavailable(EltError):
+    """A transient source failure (timeouts, 5xx, 429, locked database) that outlived retries."""
+
+    hint = "the source did not answer after retries; the run is retried, or try again later"
+
+
+class SourceAuthError(EltError):
+    hint = "check the credentials in the environment variable named in sources.yaml"
+
+
+class SourceNotFound(EltError):
+    hint = "check the url, table or endpoint of the source in sources.yaml"
+
+
+class ReleaseCollected(UnknownRelease):
+    hint = "pick a newer release from `elt releases`; collected releases cannot be restored"
+
+
+class PolicyError(EltError):
+    hint = "fix policies.yaml (or the file in ELT_POLICIES) at the line shown"
+
+
+class AccessDenied(EltError):
+    hint = "ask a steward for a role that allows it (`elt governance whoami` shows yours)"
+
+
+class PrivacyBudgetExceeded(EltError):
+    hint = "the consumer's privacy budget for this dataset is spent; raise it in policies.yaml"
+
+
+class InvalidPrivacyParameters(EltError):
+    hint = "epsilon must be > 0; the Gaussian mechanism needs 0 < epsilon < 1 and 0 < delta < 1"
