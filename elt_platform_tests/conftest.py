@@ -29,7 +29,16 @@ def sources_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def platform_home(tmp_path_factory, sources_dir) -> Settings:
+def demo_api(sources_dir):
+    """The payments API (elt_platform.demo_api) over the session's sources, for every build."""
+    from elt_platform.demo_api import serving_demo_api
+
+    with serving_demo_api(sources_dir) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def platform_home(tmp_path_factory, sources_dir, demo_api) -> Settings:
     """A fresh installation whose staging has been built once and published to prod."""
     from elt_platform.runtime import build_environment, open_warehouse
 

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from elt_platform.demo_api import serving_demo_api
 from elt_platform.environments import PROD, STAGING
 from elt_platform.runtime import build_environment, open_warehouse
 from elt_platform.settings import load_settings
@@ -33,7 +34,9 @@ def demo(
         f"sources {'generated' if written else 'unchanged'} in {settings.sources_dir} "
         f"({', '.join(f'{k}={v:,}' for k, v in counts.items())})"
     )
-    outcome = build_environment(settings, STAGING, tags={"elt/trigger": "demo"})
+    # The payments source is the local demo API: it runs on a free port for the build only.
+    with serving_demo_api(settings.sources_dir):
+        outcome = build_environment(settings, STAGING, tags={"elt/trigger": "demo"})
     wh = open_warehouse(settings)
     if not outcome.success or outcome.checks_failed:
         _print_summary(outcome, None)

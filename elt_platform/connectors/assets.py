@@ -1,32 +1,25 @@
 """Factory: one environment-partitioned raw asset per configured source."""
 
-
-import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
-from elt_platform.connectors.base import Connector, ExtractContext
 from elt_platform.connectors.config import SourceConfig
-from elt_platform.connectors.files import FileConnector
+from elt_platform.connectors.load import LoadResult, load_source, make_connector
 from elt_platform.environments import environment_partitions
+from elt_platform.errors import EltError, SourceUnavailable
 from elt_platform.resources import WarehouseResource
 from elt_platform.versioning import version_metadata
 
 
-def make_connector(source: SourceConfig) -> Connector:
-    if source.connector == "files":
-        return FileConnector(
-            name=source.name,
-            path=str(source.options.get("path", "")),
-            format=str(source.options.get("format", "parquet")),
-        )
-    raise ValueError(f"unknown connector {source.connector!r}")  # guarded by config loading
-
-
 def build_source_asset(source: SourceConfig, sources_dir: Path) -> dg.AssetsDefinition:
-    connector = make_connector(source)
+    connector = make_connector(source)  # configuration errors surface when definitions load
+    retry_policy = dg.RetryPolicy(
+        max_retries=source.retries.max_retries,
+        delay=source.retries.delay_seconds,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
 
     @dg.asset(
         key=source.asset_key,
@@ -38,37 +31,57 @@ def build_source_asset(source: SourceConfig, sources_dir: Path) -> dg.AssetsDefi
         code_version=source.fingerprint,
         tags={"elt/layer": "raw"},
         metadata={"connector": source.connector, "primary_key": ",".join(source.primary_key)},
+        retry_policy=retry_policy,
     )
     def _raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        env = warehouse.writable_environment(context)
-        wh = warehouse.warehouse
-        started = time.perf_counter()
-        con = duckdb.connect()
         try:
-            extraction = connector.extract(
-                con, ExtractContext(env.name, sources_dir, context.run_id)
-            )
-            version = wh.versions.write_query(
-                con,
-                "/".join(source.asset_key),
-                extraction.select_sql,
-                environment=env.name,
+            env = warehouse.writable_environment(context)
+            result = load_source(
+                warehouse.warehouse,
+                source,
+                connector,
+                env.name,
+                sources_dir=sources_dir,
                 run_id=context.run_id,
-                code_version=source.fingerprint,
-                params={"source": source.name, **extraction.source_position},
+                log=context.log,
             )
-        finally:
-            con.close()
-        wh.commit_pointers(env.name, {version.asset: version}, run_id=context.run_id)
-        seconds = time.perf_counter() - started
+        except SourceUnavailable:
+            raise  # transient: the RetryPolicy runs the step again
+        except EltError as exc:
+            # Bad input, bad credentials, missing table: retrying cannot help.
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        context.log.info(
+            f"{source.name}: read {result.rows_read:,} rows, added {result.merge.rows_added:,},"
+            f" replaced {result.merge.rows_replaced:,} -> version {result.version.version_id}"
+        )
         return dg.MaterializeResult(
-            metadata={
-                **version_metadata(version, env.name),
-                "duration_seconds": round(seconds, 3),
-                "rows_per_second": round(version.rows / seconds, 1) if seconds else 0.0,
-                "source_position": extraction.source_position,
-            },
-            data_version=dg.DataVersion(version.version_id),
+            metadata=extraction_metadata(result),
+            data_version=dg.DataVersion(result.version.version_id),
         )
 
     return _raw_asset
+
+
+def extraction_metadata(result: LoadResult) -> dict[str, object]:
+    """Numeric values (plotted over time by the UI) plus the source position and schema."""
+    merge, batch = result.merge, result.batch
+    numbers = {
+        "rows_read": result.rows_read,
+        "rows_added": merge.rows_added,
+        "rows_replaced": merge.rows_replaced,
+        "rows_unchanged": merge.rows_unchanged,
+        "rows_superseded": merge.rows_superseded,
+        "bytes_read": batch.bytes_read,
+        "parts_reused": merge.parts_reused,
+        "parts_rewritten": merge.parts_rewritten,
+    }
+    return {
+        **version_metadata(result.version, result.environment),
+        **{k: dg.MetadataValue.int(int(v)) for k, v in numbers.items()},
+        **{k: dg.MetadataValue.float(float(v)) for k, v in batch.counters.items()},
+        "duration_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+        "rows_per_second": dg.MetadataValue.float(round(result.rows_per_second, 1)),
+        "previous_version_id": result.previous.version_id if result.previous else "",
+        "source_position": dg.MetadataValue.json(batch.position),
+        "source_schema": dg.MetadataValue.json(batch.source_schema),
+    }

@@ -1,21 +1,31 @@
-"""File connector: a landing folder of Parquet, CSV or JSON Lines files matched by a glob."""
+"""File connector: a landing folder of Parquet, CSV or JSON Lines files matched by a glob.
+
+Incremental by content: every file is identified by its SHA-256, so a file already loaded is
+never loaded twice even if renamed or touched, and a file whose content changed is loaded again
+(its rows replace the old ones by primary key). Parquet files become parts as they are (copied,
+never re-encoded); CSV and JSON Lines are parsed by DuckDB into Parquet parts.
+"""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from elt_platform.connectors.base import ExtractContext, Extraction
-from elt_platform.errors import ConfigError, MissingSourceData
+from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
+from elt_platform.connectors.config import SourceConfig, check_known_options, option
+from elt_platform.connectors.merge import first_line
+from elt_platform.errors import ConfigError, MissingSourceData, SourceDataError
 from elt_platform.store.versions import sql_literal
 
-READERS = {
-    "parquet": "read_parquet({files})",
-    "csv": "read_csv({files}, header = true, auto_detect = true)",
-    "jsonl": "read_json({files}, format = 'newline_delimited')",
-}
+FORMATS = ("parquet", "csv", "jsonl")
+MODES = ("incremental", "full_refresh")
+_OPTIONS = {"path", "format", "mode", "delimiter", "encoding", "columns"}
 
 
 @dataclass(frozen=True)
@@ -23,28 +33,177 @@ class FileConnector:
     name: str
     path: str
     format: str
+    mode: str = "incremental"
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    columns: tuple[tuple[str, str], ...] = ()  # declared column types (CSV / JSON Lines)
+    kind: str = "files"
 
     def __post_init__(self) -> None:
-        if self.format not in READERS:
+        if self.format not in FORMATS:
             raise ConfigError(
-                f"source {self.name!r}: format must be one of {sorted(READERS)}, "
-                f"got {self.format!r}"
+                f"source {self.name!r}: format must be one of {FORMATS}, got {self.format!r}"
             )
-        if Path(self.path).is_absolute() or ".." in Path(self.path).parts:
+        if self.mode not in MODES:
+            raise ConfigError(f"source {self.name!r}: mode must be one of {MODES}")
+        if not self.path or Path(self.path).is_absolute() or ".." in Path(self.path).parts:
             raise ConfigError(f"source {self.name!r}: path must be relative to the sources folder")
+        if len(self.delimiter) != 1:
+            raise ConfigError(f"source {self.name!r}: delimiter must be one character")
+
+    @classmethod
+    def from_source(cls, source: SourceConfig) -> FileConnector:
+        check_known_options(source, _OPTIONS)
+        columns = option(source, "columns", dict, {})
+        return cls(
+            name=source.name,
+            path=option(source, "path", str, ""),
+            format=option(source, "format", str, "parquet"),
+            mode=option(source, "mode", str, "incremental"),
+            delimiter=option(source, "delimiter", str, ","),
+            encoding=option(source, "encoding", str, "utf-8"),
+            columns=tuple((str(k), str(v)) for k, v in columns.items()),
+        )
 
     def files(self, sources_dir: Path) -> list[Path]:
         return sorted(p for p in sources_dir.glob(self.path) if p.is_file())
 
-    def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Extraction:
+    def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Batch:
         files = self.files(ctx.sources_dir)
         if not files:
             raise MissingSourceData(
                 f"source {self.name!r}: no files match {ctx.sources_dir / self.path}"
             )
-        listing = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
-        select = f"SELECT * FROM {READERS[self.format].format(files=listing)}"
-        return Extraction(
-            select_sql=select,
-            source_position={"files": [f.name for f in files], "file_count": len(files)},
+        full = self.mode == "full_refresh"
+        seen = {} if full else dict(ctx.state.get("files") or {})
+        state: dict[str, dict[str, Any]] = {d: dict(e) for d, e in seen.items()}
+        to_load: list[tuple[Path, str, str]] = []
+        renamed, changed, skipped = [], [], 0
+        known = _name_index(seen)
+        for path in files:
+            rel = path.relative_to(ctx.sources_dir).as_posix()
+            stat = path.stat()
+            # Trust a recorded hash only if name, size and modification time are all unchanged.
+            recorded = known.get((rel, stat.st_size, stat.st_mtime_ns))
+            digest = recorded or _sha256(path)
+            if digest in seen:
+                skipped += 1
+                if rel not in seen[digest]["names"]:
+                    renamed.append(rel)
+                state[digest]["names"] = {**state[digest]["names"], rel: stat.st_mtime_ns}
+                continue
+            if any(rel in e["names"] for e in seen.values()):
+                changed.append(rel)
+            for other in state.values():  # the name now holds other content
+                other["names"] = {n: m for n, m in other["names"].items() if n != rel}
+            state[digest] = {"names": {rel: stat.st_mtime_ns}, "size": stat.st_size}
+            to_load.append((path, rel, digest))
+        state = {d: e for d, e in state.items() if e["names"]}
+        parts, schema = [], {}
+        for i, (path, rel, _) in enumerate(to_load):
+            part = SourcePart(ctx.work_dir / f"file-{i:05d}.parquet", rel)
+            schema = self._convert(con, path, part) or schema
+            parts.append(part)
+        return Batch(
+            parts=parts,
+            state={"files": state},
+            position={
+                "files_total": len(files),
+                "files_loaded": [rel for _, rel, _ in to_load],
+                "files_changed": changed,
+                "files_renamed_or_copied": renamed,
+                "files_skipped": skipped,
+            },
+            source_schema=schema,
+            bytes_read=sum(p.stat().st_size for p, _, _ in to_load),
+            full_refresh=full,
+            counters={"files_loaded": len(to_load), "files_skipped": skipped},
         )
+
+    def _convert(
+        self, con: duckdb.DuckDBPyConnection, path: Path, part: SourcePart
+    ) -> dict[str, str]:
+        """Write one source file as a Parquet part; return the file's schema as read."""
+        if path.stat().st_size == 0:
+            raise SourceDataError(f"source {self.name!r}: {part.label} is empty (0 bytes)")
+        if self.format == "parquet":
+            shutil.copyfile(path, part.path)  # a copy: the landing file may be rewritten later
+            reader = f"read_parquet({sql_literal(str(part.path))})"
+        elif self.format == "csv":
+            self._check_header(path, part.label)
+            reader = self._csv_reader(path)
+        else:
+            reader = self._json_reader(path)
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+            if self.format != "parquet":
+                con.execute(
+                    f"COPY (SELECT * FROM {reader}) TO {sql_literal(str(part.path))}"
+                    f" ({PART_COPY_OPTIONS})"
+                )
+        except duckdb.Error as exc:
+            message = first_line(exc, part, SourcePart(path, part.label))
+            raise SourceDataError(f"source {self.name!r}: {part.label}: {message}") from None
+        return {r[0]: r[1] for r in described}
+
+    def _check_header(self, path: Path, label: str) -> None:
+        with path.open("rb") as fh:
+            first = fh.readline(1 << 20)
+        try:
+            text = first.decode("utf-8-sig" if self.encoding == "utf-8" else self.encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise SourceDataError(
+                f"source {self.name!r}: {label}, line 1 is not valid {self.encoding}: {exc}"
+            ) from None
+        header = next(csv.reader([text.rstrip("\r\n")], delimiter=self.delimiter), [])
+        expected = [c for c, _ in self.columns]
+        if expected and header != expected:
+            extra = [c for c in header if c not in expected]
+            missing = [c for c in expected if c not in header]
+            detail = []
+            if extra:
+                detail.append(f"extra column(s) {', '.join(extra)}")
+            if missing:
+                detail.append(f"missing column(s) {', '.join(missing)}")
+            hint = f" (is the delimiter {self.delimiter!r}?)" if len(header) == 1 else ""
+            raise SourceDataError(
+                f"source {self.name!r}: {label}, header has {len(header)} column(s), expected "
+                f"{len(expected)}: {'; '.join(detail) or 'columns in another order'}{hint}"
+            )
+
+    def _csv_reader(self, path: Path) -> str:
+        options = [
+            "header = true",
+            f"delim = {sql_literal(self.delimiter)}",
+            "quote = '\"'",
+            "escape = '\"'",
+            "strict_mode = true",
+            f"encoding = {sql_literal(self.encoding)}",
+        ]
+        if self.columns:
+            options += ["auto_detect = false", f"columns = {_struct(self.columns)}"]
+        return f"read_csv({sql_literal(str(path))}, {', '.join(options)})"
+
+    def _json_reader(self, path: Path) -> str:
+        columns = f", columns = {_struct(self.columns)}" if self.columns else ""
+        return f"read_json({sql_literal(str(path))}, format = 'newline_delimited'{columns})"
+
+
+def _struct(columns: tuple[tuple[str, str], ...]) -> str:
+    return "{" + ", ".join(f"{sql_literal(c)}: {sql_literal(t)}" for c, t in columns) + "}"
+
+
+def _name_index(seen: dict[str, dict]) -> dict[tuple[str, int, int], str]:
+    return {
+        (name, entry["size"], mtime): digest
+        for digest, entry in seen.items()
+        for name, mtime in entry["names"].items()
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()

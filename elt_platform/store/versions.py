@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,58 @@ def content_fingerprint(con: duckdb.DuckDBPyConnection, parquet: Path) -> tuple[
     ).fetchone()
     digest = hashlib.sha256(json.dumps([schema, rows, str(h1), str(h2)]).encode()).hexdigest()
     return digest[:16], int(rows), schema
+
+
+PARTS_FILE = "_parts.json"  # per-part stats of a multi-part version, next to its Parquet parts
+
+
+@dataclass(frozen=True)
+class PartStats:
+    """Row count and row-hash sums of one Parquet part; they add up to the version's content id."""
+
+    rows: int
+    h1: int
+    h2: int
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def parquet_schema(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[tuple[str, str], ...]:
+    """Column names and DuckDB types of one Parquet file (reads only its footer)."""
+    sql = f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})"
+    return tuple((row[0], row[1]) for row in con.execute(sql).fetchall())
+
+
+def part_fingerprints(
+    con: duckdb.DuckDBPyConnection, files: list[Path], schema: tuple[tuple[str, str], ...]
+) -> dict[Path, PartStats]:
+    """Stats of Parquet files sharing `schema`, in one parallel scan (same hashes as
+    content_fingerprint: `hash()` of the row struct equals `hash(t)` of the row)."""
+    if not files:
+        return {}
+    listing = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
+    row = "{" + ", ".join(f"{sql_literal(c)}: {quote_ident(c)}" for c, _ in schema) + "}"
+    found = {
+        r[0]: PartStats(int(r[1]), int(r[2]), int(r[3]))
+        for r in con.execute(
+            "SELECT _elt_part, count(*), coalesce(sum(hash(r)::HUGEINT), 0),"
+            " coalesce(sum(hash(r, 'elt')::HUGEINT), 0)"
+            f" FROM (SELECT _elt_part, {row} AS r"
+            f" FROM read_parquet({listing}, filename = '_elt_part')) GROUP BY _elt_part"
+        ).fetchall()
+    }
+    return {f: found.get(str(f), PartStats(0, 0, 0)) for f in files}
+
+
+def combined_content_id(schema: tuple[tuple[str, str], ...], stats: list[PartStats]) -> str:
+    """The content id of a version made of parts: equal to content_fingerprint of one file
+    holding the same rows, whatever the split into parts."""
+    rows = sum(s.rows for s in stats)
+    h1, h2 = sum(s.h1 for s in stats), sum(s.h2 for s in stats)
+    blob = json.dumps([[list(c) for c in schema], rows, str(h1), str(h2)])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class VersionStore:
@@ -160,6 +213,141 @@ class VersionStore:
                 "DELETE FROM versions WHERE asset = ? AND version_id = ?", (asset, version_id)
             )
         shutil.rmtree(version.path.parent, ignore_errors=True)
+
+    def new_pending_dir(self) -> Path:
+        """A private folder on the store's filesystem for parts being prepared."""
+        path = self.pending_dir / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        return path
+
+    def part_files(self, version: Version) -> list[Path]:
+        return sorted(version.directory.glob("*.parquet"))
+
+    def part_stats(self, con: duckdb.DuckDBPyConnection, version: Version) -> dict[str, PartStats]:
+        """Per-part stats of a version by file name (from its sidecar; scanned for old versions)."""
+        return _directory_part_stats(con, version.directory, version.schema)
+
+    def commit_parts(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        asset: str,
+        new_parts: Sequence[Path],
+        reused_parts: Sequence[Path] = (),
+        *,
+        environment: str,
+        run_id: str | None = None,
+        code_version: str | None = None,
+        inputs: dict[str, str] | None = None,
+        params: dict[str, object] | None = None,
+    ) -> Version:
+        """Commit a version made of new Parquet parts (moved in) plus parts of earlier versions
+        (hard-linked, their stats read from the sidecar), so its cost is O(new data)."""
+        if not new_parts and not reused_parts:
+            raise ValueError("a version needs at least one part")
+        schema = parquet_schema(con, (list(new_parts) or list(reused_parts))[0])
+        for part in new_parts:
+            if parquet_schema(con, part) != schema:
+                raise ValueError(f"part {part} does not have the schema {schema}")
+        new_stats = part_fingerprints(con, list(new_parts), schema)
+        old_stats: dict[Path, PartStats] = {}
+        for directory in {p.parent for p in reused_parts}:
+            by_name = _directory_part_stats(con, directory, schema)
+            old_stats.update({p: by_name[p.name] for p in reused_parts if p.parent == directory})
+        # Empty new parts add nothing but files; keep one only if it carries the whole schema.
+        kept_new = [p for p in new_parts if new_stats[p].rows] or (
+            [] if reused_parts else [new_parts[0]]
+        )
+        entries: dict[str, tuple[Path, PartStats, bool]] = {
+            p.name: (p, old_stats[p], True) for p in reused_parts
+        }
+        for part in kept_new:
+            stats = new_stats[part]
+            base = hashlib.sha256(f"{stats.rows}:{stats.h1}:{stats.h2}".encode()).hexdigest()[:16]
+            name, n = f"part-{base}.parquet", 1
+            while name in entries:
+                n += 1
+                name = f"part-{base}-{n}.parquet"
+            entries[name] = (part, stats, False)
+        version_id = combined_content_id(schema, [e[1] for e in entries.values()])
+        final_dir = self.versions_dir / asset_dir_name(asset) / version_id
+        reused = final_dir.exists()
+        if not reused:
+            reused = self._install_parts(final_dir, entries, schema)
+        for part in new_parts:
+            part.unlink(missing_ok=True)
+        files = sorted(final_dir.glob("*.parquet"))
+        stats_all = [e[1] for e in entries.values()]
+        now = utc_now()
+        with self.meta.transaction() as tx:
+            tx.execute(
+                "INSERT OR IGNORE INTO versions (asset, version_id, path, rows, bytes, schema_json,"
+                " created_at, environment, run_id, code_version, inputs_json, params_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    asset, version_id, str(files[0]), sum(s.rows for s in stats_all),
+                    sum(f.stat().st_size for f in files), json.dumps(schema), now, environment,
+                    run_id, code_version, json.dumps(inputs or {}, sort_keys=True),
+                    json.dumps(params or {}, sort_keys=True, default=str),
+                ),
+            )  # fmt: skip
+            tx.execute(
+                "INSERT INTO materializations (asset, version_id, environment, run_id, created_at,"
+                " reused) VALUES (?,?,?,?,?,?)",
+                (asset, version_id, environment, run_id, now, int(reused)),
+            )
+        return self.get(asset, version_id, reused=reused)
+
+    def _install_parts(
+        self, final_dir: Path, entries: dict[str, tuple[Path, PartStats, bool]], schema: tuple
+    ) -> bool:
+        """Assemble the parts in a private folder, then rename it into place in one step.
+        Returns True if an identical version appeared meanwhile (then nothing is installed)."""
+        staging = self.new_pending_dir()
+        try:
+            for name, (source, _, is_old) in entries.items():
+                if is_old:
+                    _link_or_copy(source, staging / name)
+                else:
+                    shutil.move(source, staging / name)
+            sidecar = {
+                "schema": [list(c) for c in schema],
+                "parts": {
+                    name: {"rows": s.rows, "h1": str(s.h1), "h2": str(s.h2)}
+                    for name, (_, s, _) in sorted(entries.items())
+                },
+            }
+            (staging / PARTS_FILE).write_text(json.dumps(sidecar, indent=1))
+            final_dir.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staging, final_dir)
+            except OSError:
+                if not final_dir.exists():
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)
+                return True
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return False
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link an immutable part into another version (a copy across filesystems)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _directory_part_stats(
+    con: duckdb.DuckDBPyConnection, directory: Path, schema: tuple
+) -> dict[str, PartStats]:
+    sidecar = directory / PARTS_FILE
+    if sidecar.exists():
+        parts = json.loads(sidecar.read_text())["parts"]
+        return {n: PartStats(int(p["rows"]), int(p["h1"]), int(p["h2"])) for n, p in parts.items()}
+    files = sorted(directory.glob("*.parquet"))
+    return {f.name: s for f, s in part_fingerprints(con, files, tuple(schema)).items()}
 
 
 def _version_from_row(row, reused: bool = False) -> Version:

@@ -1,0 +1,255 @@
+"""File connector end to end: real files on disk, loaded inside real Dagster runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from elt_platform.synthetic import SyntheticSpec, generate_frames
+from elt_platform_tests.connectors.helpers import Installation, make_installation
+
+CSV_COLUMNS = {
+    "product_id": "BIGINT",
+    "sku": "VARCHAR",
+    "product_name": "VARCHAR",
+    "category": "VARCHAR",
+    "unit_price": "DOUBLE",
+}
+FAST_RETRIES = {"max_retries": 1, "delay_seconds": 0.1}
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pa.Table]:
+    return generate_frames(SyntheticSpec(rows=1_000, seed=3))
+
+
+@pytest.fixture(scope="module")
+def inst(tmp_path_factory) -> Installation:
+    return make_installation(
+        tmp_path_factory.mktemp("files"),
+        {
+            "orders_in": {
+                "connector": "files", "path": "orders_in/*.parquet", "format": "parquet",
+                "primary_key": ["order_id", "updated_at"], "retries": FAST_RETRIES,
+            },
+            "products_in": {
+                "connector": "files", "path": "products_in/*.csv", "format": "csv",
+                "columns": CSV_COLUMNS, "primary_key": ["product_id"], "retries": FAST_RETRIES,
+            },
+            "events_in": {
+                "connector": "files", "path": "events_in/*.jsonl", "format": "jsonl",
+                "columns": {"id": "BIGINT", "kind": "VARCHAR"}, "primary_key": ["id"],
+                "retries": FAST_RETRIES,
+            },
+        },
+    )  # fmt: skip
+
+
+def _folder(inst: Installation, name: str) -> Path:
+    folder = inst.sources_dir / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    pacsv.write_csv(table, path)
+
+
+def test_new_parquet_files_are_loaded_once_even_if_renamed_or_touched(inst, frames):
+    orders = frames["orders"]
+    folder = _folder(inst, "orders_in")
+    pq.write_table(orders.slice(0, 400), folder / "a.parquet")
+    pq.write_table(orders.slice(400, 300), folder / "b.parquet")
+    env = inst.sandbox("files_incremental")
+
+    first = inst.build(env, "orders_in")
+    assert first.success, first.error
+    v1 = inst.version(env, "orders_in")
+    assert v1.rows == 700
+
+    again = inst.build(env, "orders_in")  # nothing new: same content, same version id
+    assert again.success, again.error
+    assert inst.version(env, "orders_in").version_id == v1.version_id
+    assert inst.materialization_metadata(again.run_id)["files_loaded"] == 0
+
+    (folder / "a.parquet").rename(folder / "a-renamed.parquet")
+    os.utime(folder / "b.parquet", ns=(1, 1))  # touched: new mtime, same bytes
+    moved = inst.build(env, "orders_in")
+    assert moved.success, moved.error
+    assert inst.version(env, "orders_in").version_id == v1.version_id
+    position = inst.materialization_metadata(moved.run_id)["source_position"]
+    assert position["files_loaded"] == [] and position["files_renamed_or_copied"] == [
+        "orders_in/a-renamed.parquet"
+    ]
+
+    pq.write_table(orders.slice(700, 300), folder / "c.parquet")
+    third = inst.build(env, "orders_in")
+    assert third.success, third.error
+    v3 = inst.version(env, "orders_in")
+    assert v3.rows == 1_000
+    meta = inst.materialization_metadata(third.run_id)
+    assert meta["rows_read"] == 300 and meta["rows_added"] == 300 and meta["parts_reused"] == 2
+    assert inst.query(
+        env, "orders_in", "SELECT count(*) - count(DISTINCT (order_id, updated_at)) FROM t"
+    ) == [(0,)]
+    # unchanged parts are hard links into the earlier version: an increment costs O(new data)
+    assert any(p.stat().st_nlink > 1 for p in inst.wh.versions.part_files(v3))
+
+    # loading everything at once into a fresh sandbox gives the same content hash
+    fresh = inst.sandbox("files_full")
+    full = inst.build(fresh, "orders_in")
+    assert full.success, full.error
+    assert inst.version(fresh, "orders_in").version_id == v3.version_id
+
+
+def test_changed_csv_file_is_detected_and_replaces_rows_by_primary_key(inst, frames):
+    products = frames["products"].slice(0, 50)
+    folder = _folder(inst, "products_in")
+    _write_csv(products, folder / "products.csv")
+    env = inst.sandbox("files_changed")
+    assert inst.build(env, "products_in").success
+
+    prices = pc.if_else(
+        pc.equal(products["product_id"], 1), pa.scalar(999.5, pa.float64()),
+        pc.cast(products["unit_price"], pa.float64()),
+    )  # fmt: skip
+    changed = products.set_column(4, "unit_price", prices)
+    extra = frames["products"].slice(50, 1)
+    _write_csv(pa.concat_tables([changed.cast(extra.schema), extra]), folder / "products.csv")
+    outcome = inst.build(env, "products_in")
+    assert outcome.success, outcome.error
+    meta = inst.materialization_metadata(outcome.run_id)
+    assert meta["source_position"]["files_changed"] == ["products_in/products.csv"]
+    assert (meta["rows_added"], meta["rows_replaced"], meta["rows_unchanged"]) == (1, 1, 49)
+    assert inst.query(env, "products_in", "SELECT count(*), count(DISTINCT product_id) FROM t") == [
+        (51, 51)
+    ]
+    assert inst.query(env, "products_in", "SELECT unit_price FROM t WHERE product_id = 1") == [
+        (999.5,)
+    ]
+
+
+def test_a_file_overlapping_loaded_rows_adds_only_the_new_ones(inst):
+    folder = _folder(inst, "events_in")
+    (folder / "1.jsonl").write_text("".join(f'{{"id": {i}, "kind": "a"}}\n' for i in range(10)))
+    env = inst.sandbox("files_overlap")
+    assert inst.build(env, "events_in").success
+    # a re-delivery: rows 5..9 again (identical) plus 10..14, and id 3 twice (the last one wins)
+    lines = [f'{{"id": {i}, "kind": "a"}}\n' for i in range(5, 15)]
+    lines += ['{"id": 3, "kind": "b"}\n', '{"id": 3, "kind": "c"}\n']
+    (folder / "2.jsonl").write_text("".join(lines))
+    outcome = inst.build(env, "events_in")
+    assert outcome.success, outcome.error
+    meta = inst.materialization_metadata(outcome.run_id)
+    assert (meta["rows_added"], meta["rows_unchanged"], meta["rows_replaced"]) == (5, 5, 1)
+    assert meta["rows_superseded"] == 1
+    assert inst.query(env, "events_in", "SELECT count(*), max(id) FROM t") == [(15, 14)]
+    assert inst.query(env, "events_in", "SELECT kind FROM t WHERE id = 3") == [("c",)]
+
+
+def _truncated_parquet(folder: Path, frames) -> str:
+    pq.write_table(frames["orders"].slice(0, 50), folder / "bad.parquet")
+    data = (folder / "bad.parquet").read_bytes()
+    (folder / "bad.parquet").write_bytes(data[: len(data) // 2])
+    return "bad.parquet"
+
+
+def _empty_parquet(folder: Path, frames) -> str:
+    (folder / "bad.parquet").write_bytes(b"")
+    return "bad.parquet"
+
+
+def _extra_column_parquet(folder: Path, frames) -> str:
+    table = frames["orders"].slice(0, 50)
+    pq.write_table(table.append_column("coupon", pa.array(["x"] * 50)), folder / "bad.parquet")
+    return "bad.parquet"
+
+
+def _wrong_encoding_csv(folder: Path, frames) -> str:
+    text = (
+        "product_id,sku,product_name,category,unit_price\n900,SKU-00900,Caf\xe9 cr\xe8me,home,3.5\n"
+    )
+    (folder / "bad.csv").write_bytes(text.encode("latin-1"))
+    return "bad.csv"
+
+
+def _wrong_delimiter_csv(folder: Path, frames) -> str:
+    (folder / "bad.csv").write_text(
+        "product_id;sku;product_name;category;unit_price\n900;SKU-00900;Lamp;home;3.5\n"
+    )
+    return "bad.csv"
+
+
+def _missing_column_csv(folder: Path, frames) -> str:
+    (folder / "bad.csv").write_text(
+        "product_id,sku,product_name,category\n900,SKU-00900,Lamp,home\n"
+    )
+    return "bad.csv"
+
+
+def _truncated_csv(folder: Path, frames) -> str:
+    (folder / "bad.csv").write_text(
+        "product_id,sku,product_name,category,unit_price\n900,SKU-00900,Lamp,home,3.5\n901,SKU-0"
+    )
+    return "bad.csv"
+
+
+def _malformed_jsonl(folder: Path, frames) -> str:
+    (folder / "bad.jsonl").write_text('{"id": 900, "kind": "a"}\n{"id": 901, "kind": \n')
+    return "bad.jsonl"
+
+
+BAD_FILES = {
+    "truncated_parquet": ("orders_in", _truncated_parquet, "bad.parquet"),
+    "empty_file": ("orders_in", _empty_parquet, "is empty"),
+    "extra_column": ("orders_in", _extra_column_parquet, "extra column(s) coupon"),
+    "wrong_encoding": ("products_in", _wrong_encoding_csv, "not utf-8 encoded"),
+    "wrong_delimiter": ("products_in", _wrong_delimiter_csv, "is the delimiter ','"),
+    "missing_column": ("products_in", _missing_column_csv, "missing column(s) unit_price"),
+    "truncated_csv": ("products_in", _truncated_csv, "Line: 3: Expected Number of Columns"),
+    "malformed_jsonl": ("events_in", _malformed_jsonl, "bad.jsonl"),
+}
+
+
+def _write_good(folder: Path, source: str, frames, n: int) -> int:
+    """Write valid file number n (rows n*100 .. n*100+99) and return its row count."""
+    if source == "orders_in":
+        pq.write_table(frames["orders"].slice(n * 100, 100), folder / f"good-{n}.parquet")
+    elif source == "products_in":
+        _write_csv(frames["products"].slice(n * 100, 100), folder / f"good-{n}.csv")
+    else:
+        rows = "".join(f'{{"id": {i}, "kind": "a"}}\n' for i in range(n * 100, n * 100 + 100))
+        (folder / f"good-{n}.jsonl").write_text(rows)
+    return 100
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_file_fails_naming_it_changes_nothing_and_loses_nothing(inst, frames, case):
+    source, write_bad, expected = BAD_FILES[case]
+    folder = _folder(inst, source)
+    _write_good(folder, source, frames, 0)
+    env = inst.sandbox(f"bad_{case}")
+    assert inst.build(env, source).success
+    before = inst.wh.environments.pointers(env)
+
+    _write_good(folder, source, frames, 1)  # valid, arriving together with the bad file
+    bad_name = write_bad(folder, frames)
+    outcome = inst.build(env, source)
+
+    assert not outcome.success
+    assert source in outcome.error and bad_name in outcome.error and expected in outcome.error
+    assert inst.step_attempts(outcome.run_id) == 1  # bad input is not retried
+    assert inst.wh.environments.pointers(env) == before
+
+    (folder / bad_name).unlink()
+    fixed = inst.build(env, source)
+    assert fixed.success, fixed.error
+    assert inst.version(env, source).rows == 200  # the first file and the valid one, once each
