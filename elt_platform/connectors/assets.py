@@ -45,8 +45,10 @@ def build_source_asset(source: SourceConfig, sources_dir: Path) -> dg.AssetsDefi
                 run_id=context.run_id,
                 log=context.log,
             )
-        except SourceUnavailable:
-            raise  # transient: the RetryPolicy runs the step again
+        except SourceUnavailable as exc:
+            if context.retry_number < source.retries.max_retries:
+                raise  # transient: the RetryPolicy runs the step again
+            raise dg.Failure(description=str(exc), allow_retries=False) from None  # say why
         except EltError as exc:
             # Bad input, bad credentials, missing table: retrying cannot help.
             raise dg.Failure(description=str(exc), allow_retries=False) from None

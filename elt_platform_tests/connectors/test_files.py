@@ -97,6 +97,14 @@ def test_new_parquet_files_are_loaded_once_even_if_renamed_or_touched(inst, fram
     assert v3.rows == 1_000
     meta = inst.materialization_metadata(third.run_id)
     assert meta["rows_read"] == 300 and meta["rows_added"] == 300 and meta["parts_reused"] == 2
+    assert meta["dagster/row_count"] == 1_000 and meta["bytes"] == v3.bytes > 0
+    assert meta["duration_seconds"] > 0 and meta["rows_per_second"] > 0
+    assert meta["source_position"]["files_loaded"] == ["orders_in/c.parquet"]
+    assert meta["source_schema"]["order_id"] == "BIGINT"
+    assert [c.name for c in meta["dagster/column_schema"].columns][:2] == [
+        "order_id",
+        "customer_id",
+    ]
     assert inst.query(
         env, "orders_in", "SELECT count(*) - count(DISTINCT (order_id, updated_at)) FROM t"
     ) == [(0,)]
@@ -253,3 +261,24 @@ def test_bad_file_fails_naming_it_changes_nothing_and_loses_nothing(inst, frames
     fixed = inst.build(env, source)
     assert fixed.success, fixed.error
     assert inst.version(env, source).rows == 200  # the first file and the valid one, once each
+
+
+def test_rolling_staging_back_rewinds_the_seen_files_with_the_data(inst, frames):
+    folder = _folder(inst, "events_in")
+    (folder / "1.jsonl").write_text("".join(f'{{"id": {i}, "kind": "a"}}\n' for i in range(10)))
+    assert inst.build("staging", "events_in").success
+    v1 = inst.version("staging", "events_in")
+    (folder / "2.jsonl").write_text("".join(f'{{"id": {i}, "kind": "b"}}\n' for i in range(10, 30)))
+    assert inst.build("staging", "events_in").success
+    v2 = inst.version("staging", "events_in")
+
+    inst.wh.environments.set_pointers("staging", {"raw/events_in": v1.version_id}, run_id=None)
+    replay = inst.build("staging", "events_in")
+    assert replay.success, replay.error
+    assert inst.materialization_metadata(replay.run_id)["source_position"]["files_loaded"] == [
+        "events_in/2.jsonl"
+    ]
+    assert inst.version("staging", "events_in").version_id == v2.version_id
+    assert inst.query("staging", "events_in", "SELECT count(*), count(DISTINCT id) FROM t") == [
+        (30, 30)
+    ]
