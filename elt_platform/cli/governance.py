@@ -1,0 +1,153 @@
+"""`elt governance`: compliance check, identity, contract changes, retention, private releases."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from elt_platform.environments import PROD
+from elt_platform.errors import ConfigError
+from elt_platform.runtime import open_warehouse
+from elt_platform.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+@app.command("check")
+def check(
+    installation: bool = typer.Option(
+        True, help="Also check what this installation's environments serve (if it exists)."
+    ),
+) -> None:
+    """Fail (exit 1) naming each asset/column that breaks a governance rule."""
+    from elt_platform.governance.compliance import check_compliance
+
+    settings = load_settings()
+    wh = open_warehouse(settings) if installation and settings.metadata_path.exists() else None
+    report = check_compliance(settings, wh=wh)
+    for violation in report.violations:
+        console.print(f"[red]violation[/] {escape(str(violation))}", highlight=False)
+    summary = f"{report.assets} assets, {report.columns} columns, {report.roles} roles" + (
+        f", {report.sandboxes} sandboxes" if wh is not None else ""
+    )
+    if not report.ok:
+        console.print(
+            f"[bold red]not compliant:[/] {len(report.violations)} violations ({summary})"
+        )
+        raise typer.Exit(1)
+    console.print(f"compliant: {summary} checked")
+
+
+@app.command("whoami")
+def whoami() -> None:
+    """Show the identity and role commands run as, and what that role may do."""
+    wh = open_warehouse(load_settings())
+    who, role = wh.access.identity, wh.access.role()
+    console.print(f"user {who.user}  role {who.role}  (from {who.source})", highlight=False)
+    console.print(f"read: {', '.join(role.read) or '-'}   write: {', '.join(role.write) or '-'}")
+    console.print(
+        f"unmasked: {', '.join(sorted(role.unmasked_levels)) or '-'}   "
+        f"actions: {', '.join(role.actions) or '-'}"
+    )
+
+
+@app.command("contract")
+def contract(
+    path: Path = typer.Argument(..., help="Contract file to validate and record."),
+) -> None:
+    """Validate a contract and record the change in the audit ledger (stewards)."""
+    from elt_platform.governance.contract_changes import record_contract_change
+
+    change = record_contract_change(open_warehouse(load_settings()), path)
+    if not change.recorded:
+        console.print(f"{change.dataset} {change.version}: unchanged since it was last recorded")
+        return
+    console.print(
+        f"recorded {change.dataset} {change.version} (ledger entry {change.ledger_seq}): "
+        + "; ".join(change.changes)
+    )
+
+
+@app.command("retention")
+def retention(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed."),
+    as_of: str = typer.Option(None, "--as-of", help="Pretend today is this date (dry runs only)."),
+) -> None:
+    """Remove rows older than each asset's retention from every version still held (ledgered)."""
+    from elt_platform.contracts.loading import contracts_for
+    from elt_platform.governance.retention import enforce_retention
+
+    if as_of and not dry_run:
+        raise ConfigError("--as-of is only allowed with --dry-run", hint="add --dry-run")
+    settings = load_settings()
+    now = _date(as_of) if as_of else None
+    report = enforce_retention(
+        open_warehouse(settings), contracts_for(settings.contracts_dir), now=now, dry_run=dry_run
+    )
+    table = Table("asset", "version", "rows", "expired", "new version", "environments", "releases")
+    for r in report.rewrites:
+        table.add_row(
+            r.asset, r.old_version, f"{r.rows_before:,}", f"{r.rows_removed:,}",
+            r.new_version or ("-" if dry_run else "deleted"), ", ".join(r.environments) or "-",
+            str(len(r.releases)),
+        )  # fmt: skip
+    console.print(table)
+    verb = "would remove" if dry_run else "removed"
+    seq = f" (ledger entry {report.ledger_seq})" if report.ledger_seq else ""
+    console.print(f"{verb} {report.rows_removed:,} expired rows{seq}")
+
+
+@app.command("dp-release")
+def dp_release(
+    dataset: str = typer.Argument("orders_by_region_month", help="Dataset in policies.yaml."),
+    consumer: str = typer.Option(..., "--consumer", help="Who receives it (lowercase id)."),
+    epsilon: float = typer.Option(..., "--epsilon", help="Privacy loss of this release."),
+    delta: float = typer.Option(0.0, "--delta", help="Gaussian mechanism only."),
+    mechanism: str = typer.Option("laplace", "--mechanism", help="laplace or gaussian."),
+    source: str = typer.Option(PROD, "--from", help="Environment whose marts are aggregated."),
+    target: str = typer.Option(PROD, "--to", help="Environment to publish into."),
+) -> None:
+    """Publish a differentially private aggregate, charged to the consumer's privacy budget."""
+    from elt_platform.governance.aggregates import release_private_aggregate
+
+    result = release_private_aggregate(
+        open_warehouse(load_settings()), dataset=dataset, consumer=consumer, epsilon=epsilon,
+        delta=delta, mechanism=mechanism, source_environment=source, target_environment=target,
+    )  # fmt: skip
+    where = f"release {result.release_id}" if result.release_id else result.environment
+    console.print(
+        f"published {result.asset}@{result.version_id} to {where}: {result.cells} cells, "
+        f"{mechanism} noise (count scale {result.count_noise.scale:g}, revenue scale "
+        f"{result.revenue_noise.scale:g}); budget {result.budget.spent_epsilon:g} of "
+        f"{result.budget.budget.epsilon:g} epsilon spent"
+    )
+
+
+@app.command("budget")
+def budget() -> None:
+    """Privacy budget spent per dataset and consumer."""
+    from elt_platform.governance.budget import all_spend
+    from elt_platform.governance.policies import load_policies
+
+    policies = load_policies()
+    table = Table("dataset", "consumer", "releases", "epsilon spent", "epsilon budget", "delta")
+    for dataset, consumer, eps, delta, n in all_spend(open_warehouse(load_settings()).meta):
+        ds = policies.privacy.datasets.get(dataset)
+        limit = f"{ds.budget_for(consumer).epsilon:g}" if ds else "-"
+        table.add_row(dataset, consumer, str(n), f"{eps:g}", limit, f"{delta:g}")
+    console.print(table)
+
+
+def _date(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"cannot read --as-of {text!r}", hint="use a date: 2031-07-01") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Governance: access policies, differential privacy, retention and compliance checks."""

@@ -1,0 +1,47 @@
+"""The retention job and its daily schedule. The job runs as the identity in its run tags (the
+schedule's is a steward), so it needs the `enforce_retention` action like anyone else."""
+
+import dagster as dg
+
+from elt_platform.contracts.loading import contracts_for
+from elt_platform.governance.access import ROLE_TAG, USER_TAG
+from elt_platform.governance.retention import enforce_retention
+from elt_platform.resources import WarehouseResource
+from elt_platform.settings import Settings
+
+RETENTION_JOB = "enforce_retention"
+RETENTION_IDENTITY = {USER_TAG: "schedule:retention", ROLE_TAG: "steward"}
+
+
+def build_governance_jobs(settings: Settings) -> list[dg.JobDefinition]:
+    contracts_dir = settings.contracts_dir
+
+    @dg.op(name="enforce_retention", tags={"kind": "retention"}, out={})
+    def enforce(context: dg.OpExecutionContext, warehouse: WarehouseResource):
+        """Delete rows older than each asset's retention from every version still held."""
+        report = enforce_retention(warehouse.warehouse, contracts_for(contracts_dir))
+        context.log.info(
+            f"removed {report.rows_removed} expired rows; rewrote "
+            f"{sum(1 for r in report.rewrites if r.new_version)} versions, deleted "
+            f"{len(report.rewrites)} (ledger entry {report.ledger_seq or '-'})"
+        )
+        for asset, why in sorted(report.skipped.items()):
+            context.log.info(f"{asset}: not enforced ({why})")
+
+    @dg.job(name=RETENTION_JOB, tags=RETENTION_IDENTITY, description=enforce.__doc__)
+    def _retention():
+        enforce()
+
+    return [_retention]
+
+
+def build_governance_schedules(jobs: list[dg.JobDefinition]) -> list[dg.ScheduleDefinition]:
+    job = next(j for j in jobs if j.name == RETENTION_JOB)
+    return [
+        dg.ScheduleDefinition(
+            name="daily_retention",
+            job=job,
+            cron_schedule="0 2 * * *",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+        )
+    ]

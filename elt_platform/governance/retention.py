@@ -1,0 +1,266 @@
+"""Retention enforcement: rows older than an asset's retention period are removed from every
+version the platform still holds, with a ledger entry as proof (counts, version ids, cutoff;
+never values).
+
+A referenced version (by any environment or any release, collected or not) that holds expired
+rows is rewritten without them as a new version (new content hash); environments and release
+manifests are repointed to it, so neither reading an environment nor rolling back to an old
+release can reach the rows again. An unreferenced version holding expired rows is deleted. The
+metadata changes and the proof commit in one transaction; files are deleted after it commits.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from elt_platform.audit.ledger import LedgerKind
+from elt_platform.contracts.model import Contract, parse_duration
+from elt_platform.errors import EnvironmentBusy
+from elt_platform.governance.policies import Action, Policies, load_policies
+from elt_platform.governance.sensitivity import private_dataset_of
+from elt_platform.store.catalog import quote_ident
+from elt_platform.store.releases import manifest_hash
+from elt_platform.store.versions import Version
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    asset: str
+    column: str
+    period: timedelta
+    declared_in: str  # contract | policies.yaml | private dataset
+
+
+@dataclass
+class Rewrite:
+    asset: str
+    old_version: str
+    new_version: str | None  # None: the version was unreferenced and is deleted
+    rows_before: int
+    rows_removed: int
+    environments: list[str] = field(default_factory=list)
+    releases: list[str] = field(default_factory=list)
+
+    def proof(self) -> dict:
+        return {
+            "asset": self.asset, "old_version": self.old_version,
+            "new_version": self.new_version, "rows_before": self.rows_before,
+            "rows_removed": self.rows_removed, "environments": self.environments,
+            "releases": self.releases,
+        }  # fmt: skip
+
+
+@dataclass
+class RetentionReport:
+    now: str
+    cutoffs: dict[str, str] = field(default_factory=dict)
+    rewrites: list[Rewrite] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # asset -> why it was not enforced
+    ledger_seq: int | None = None
+
+    @property
+    def rows_removed(self) -> int:
+        return sum(r.rows_removed for r in self.rewrites)
+
+
+def retention_rule(
+    asset: str, policies: Policies, contracts: dict[str, Contract]
+) -> RetentionRule | str:
+    """The rule for `asset`, or a sentence saying why there is none."""
+    dataset = private_dataset_of(asset, policies)
+    if dataset is not None:
+        ds = policies.privacy.datasets[dataset]
+        return RetentionRule(asset, "month", parse_duration(ds.retention), "private dataset")
+    governance = policies.assets.get(asset)
+    if governance is None:
+        return "no retention_column declared in policies.yaml"
+    if not governance.dated:
+        return f"rows are not dated: {governance.reason}"
+    contract = contracts.get(asset)
+    if contract is not None:
+        return RetentionRule(
+            asset, governance.retention_column, contract.retention_period, "contract"
+        )
+    if governance.retention is None:
+        return "no retention period (no contract and none in policies.yaml)"
+    period = parse_duration(governance.retention)
+    return RetentionRule(asset, governance.retention_column, period, "policies.yaml")
+
+
+def cutoff(now: datetime, period: timedelta) -> datetime:
+    """The first instant kept: midnight UTC of the day `period` before `now`, so a date column
+    and the timestamp it was derived from expire on the same day."""
+    day = (now.astimezone(UTC) - period).date()
+    return datetime(day.year, day.month, day.day)
+
+
+def _expired_sql(column: str, limit: datetime) -> str:
+    return f"CAST({quote_ident(column)} AS TIMESTAMP) < TIMESTAMP '{limit.isoformat(sep=' ')}'"
+
+
+def enforce_retention(
+    wh,
+    contracts: dict[str, Contract],
+    *,
+    now: datetime | None = None,
+    policies: Policies | None = None,
+    dry_run: bool = False,
+) -> RetentionReport:
+    """Remove expired rows from every version of every governed asset (see module docstring)."""
+    wh.authorize(Action.ENFORCE_RETENTION)
+    policies = policies or load_policies()
+    now = now or datetime.now(UTC)
+    report = RetentionReport(now=now.isoformat())
+    actor = wh.access.identity.actor
+    environments = [r.name for r in wh.environments.list()]
+    try:
+        for env in environments:  # no build may commit a pointer while versions are rewritten
+            wh.locks.acquire(env, holder=f"retention by {actor}")
+        plan = _plan(wh, contracts, policies, now, report)
+        if dry_run or not plan:
+            return report
+        _apply(wh, plan, report, actor)
+    finally:
+        wh.locks.release_all()
+    for env in sorted({e for r in report.rewrites for e in r.environments}):
+        wh.catalogs.rebuild(env)
+    shutil.rmtree(wh.root / "catalogs" / "_governed", ignore_errors=True)
+    return report
+
+
+def _plan(wh, contracts, policies, now, report) -> list[tuple[Version, Rewrite, str]]:
+    """(version, rewrite, expired-rows SQL condition) for every version holding expired rows."""
+    rules: dict[str, RetentionRule | str] = {}
+    plan = []
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for version in wh.versions.list():
+            rule = rules.setdefault(
+                version.asset, retention_rule(version.asset, policies, contracts)
+            )
+            if isinstance(rule, str):
+                report.skipped[version.asset] = rule
+                continue
+            if rule.column not in version.schema_dict:
+                report.skipped[version.asset] = f"column {rule.column!r} is not in its schema"
+                continue
+            limit = cutoff(now, rule.period)
+            report.cutoffs[version.asset] = limit.isoformat()
+            expired = _expired_sql(rule.column, limit)
+            removed = con.execute(
+                f"SELECT count(*) FILTER (WHERE {expired}) FROM {version.scan_sql}"
+            ).fetchone()[0]
+            if removed:
+                rewrite = Rewrite(version.asset, version.version_id, None, version.rows, removed)
+                plan.append((version, rewrite, expired))
+    finally:
+        con.close()
+    return plan
+
+
+def _references(tx, asset: str, version_id: str) -> tuple[list[str], list[str]]:
+    envs = [
+        r[0]
+        for r in tx.execute(
+            "SELECT environment FROM env_pointers WHERE asset = ? AND version_id = ?"
+            " ORDER BY environment",
+            (asset, version_id),
+        )
+    ]
+    releases = [
+        r[0]
+        for r in tx.execute(
+            "SELECT release_id FROM release_entries WHERE asset = ? AND version_id = ?"
+            " ORDER BY release_id",
+            (asset, version_id),
+        )
+    ]
+    return envs, releases
+
+
+def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
+    with wh.meta.read() as con:
+        referenced = {
+            (a, v)
+            for a, v in con.execute(
+                "SELECT asset, version_id FROM env_pointers UNION"
+                " SELECT asset, version_id FROM release_entries"
+            )
+        }
+    duck = duckdb.connect()
+    try:
+        duck.execute("SET TimeZone = 'UTC'")
+        for version, rewrite, expired in plan:
+            if (version.asset, version.version_id) not in referenced:
+                continue
+            record = wh.versions.record(version.asset, version.version_id)
+            new = wh.versions.write_query(
+                duck, version.asset, f"SELECT * FROM {version.scan_sql} WHERE NOT ({expired})"
+                f" OR ({expired}) IS NULL", environment=record["environment"],
+                run_id=record["run_id"], code_version=record["code_version"],
+                inputs=record["inputs"],
+                params={**record["params"], "retention_rewrite_of": version.version_id},
+            )  # fmt: skip
+            rewrite.new_version = new.version_id
+    finally:
+        duck.close()
+    doomed: list[Path] = []
+    with wh.meta.transaction() as tx:
+        touched_releases: set[str] = set()
+        for version, rewrite, _ in plan:
+            envs, releases = _references(tx, version.asset, version.version_id)
+            if (envs or releases) and rewrite.new_version is None:
+                raise EnvironmentBusy(
+                    f"{version.asset}@{version.version_id} became referenced during retention",
+                    hint="run retention again; nothing was changed",
+                )
+            rewrite.environments, rewrite.releases = envs, releases
+            for table in ("env_pointers", "release_entries") if rewrite.new_version else ():
+                tx.execute(
+                    f"UPDATE {table} SET version_id = ? WHERE asset = ? AND version_id = ?",
+                    (rewrite.new_version, version.asset, version.version_id),
+                )
+            touched_releases.update(releases)
+            tx.execute(
+                "DELETE FROM versions WHERE asset = ? AND version_id = ?",
+                (version.asset, version.version_id),
+            )
+            doomed.append(version.directory)
+            report.rewrites.append(rewrite)
+        for release_id in sorted(touched_releases):
+            manifest = dict(
+                tx.execute(
+                    "SELECT asset, version_id FROM release_entries WHERE release_id = ?",
+                    (release_id,),
+                ).fetchall()
+            )
+            tx.execute(
+                "UPDATE releases SET manifest_hash = ? WHERE release_id = ?",
+                (manifest_hash(manifest), release_id),
+            )
+        entry = wh.ledger.append(
+            LedgerKind.RETENTION_DELETED, actor=actor, environment=None, tx=tx,
+            params={
+                "as_of": report.now, "cutoffs": report.cutoffs,
+                "rows_removed": report.rows_removed,
+                "versions": [r.proof() for r in report.rewrites],
+            },
+            assets=_new_versions_by_asset(report.rewrites),
+        )  # fmt: skip
+        report.ledger_seq = entry.seq
+    for directory in doomed:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _new_versions_by_asset(rewrites: list[Rewrite]) -> dict[str, str]:
+    grouped: dict[str, set[str]] = {}
+    for r in rewrites:
+        if r.new_version:
+            grouped.setdefault(r.asset, set()).add(r.new_version)
+    return {asset: ",".join(sorted(vids)) for asset, vids in grouped.items()}

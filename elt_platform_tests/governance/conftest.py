@@ -1,0 +1,50 @@
+"""Governance fixtures: private copies of the session installation (so tests that delete rows,
+spend budgets or drop sandboxes never touch the shared one), and identities."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from elt_platform.governance.access import Identity
+from elt_platform.settings import Settings
+from elt_platform.store.warehouse import Warehouse
+from elt_platform_tests.conftest import make_settings
+
+
+def copy_installation(source: Settings, home: Path) -> Settings:
+    """Copy an installation's warehouse to `home`. Version paths are stored absolute, so the copy
+    is relocated (paths rewritten, catalogs rebuilt) before anything uses it."""
+    settings = make_settings(home, ELT_SOURCES_DIR=str(source.sources_dir))
+    shutil.copytree(
+        source.warehouse_dir, settings.warehouse_dir, ignore=shutil.ignore_patterns("locks")
+    )
+    old, new = str(source.warehouse_dir), str(settings.warehouse_dir)
+    con = sqlite3.connect(settings.metadata_path)
+    try:
+        con.execute(
+            "UPDATE versions SET path = ? || substr(path, ?) WHERE path LIKE ? || '%'",
+            (new, len(old) + 1, old),
+        )
+        con.commit()
+    finally:
+        con.close()
+    shutil.rmtree(settings.warehouse_dir / "catalogs", ignore_errors=True)
+    wh = Warehouse(settings.warehouse_dir)
+    for record in wh.environments.list():
+        wh.catalogs.rebuild(record.name)
+    return settings
+
+
+def as_identity(settings: Settings, user: str, role: str) -> Warehouse:
+    """The installation's warehouse acting as `user` in `role`."""
+    return Warehouse(settings.warehouse_dir, identity=Identity(user, role, "test"))
+
+
+@pytest.fixture
+def installation(platform_home, tmp_path) -> Settings:
+    """A private, writable copy of the session's built and published installation."""
+    return copy_installation(platform_home, tmp_path / "home")
