@@ -74,6 +74,7 @@ def load_source(
     batch: Batch | None = None
     try:
         con.execute("SET preserve_insertion_order = false")  # row order is not content
+        con.execute("SET enable_progress_bar = false")
         ctx = ExtractContext(
             source=source.name,
             environment=environment,
