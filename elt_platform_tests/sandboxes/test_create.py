@@ -135,14 +135,12 @@ def test_duplicate_name_is_refused_and_the_existing_sandbox_is_untouched(sandbox
 
 def test_cli_errors_are_one_line_and_change_nothing(sandbox_home):
     before = _state(sandbox_home)
+    # One subprocess per case costs seconds: the library-level test above covers the rest.
     cases = [
-        (["sandbox", "create", "x-y"], "invalid environment name"),
         (["sandbox", "create", "okname", "--ttl", "soon"], "invalid duration"),
         (["sandbox", "create", "okname", "--from", "r0042-deadbeef"], "unknown release"),
         (["sandbox", "create", "okname", "--flag", "no_equals"], "invalid flag"),
         (["sandbox", "drop", "prod"], "'prod' cannot be dropped"),
-        (["sandbox", "drop", "staging"], "'staging' cannot be dropped"),
-        (["sandbox", "drop", "never_created"], "unknown environment"),
     ]
     for args, message in cases:
         proc = run_cli(sandbox_home, *args)
