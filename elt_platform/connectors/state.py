@@ -45,8 +45,13 @@ class ConnectorStateStore:
 
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
-        with self.meta.transaction() as tx:
-            tx.execute(_SCHEMA)
+        with self.meta.read() as con:  # create the table only if missing: no write lock
+            exists = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'connector_state'"
+            ).fetchone()
+        if exists is None:
+            with self.meta.transaction() as tx:
+                tx.execute(_SCHEMA)
 
     def get(self, asset: str, version_id: str) -> SourceState | None:
         with self.meta.read() as con:
