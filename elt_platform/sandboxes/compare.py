@@ -90,6 +90,7 @@ def diff_sides(
     result = EnvironmentDiff(left.label, right.label, masked)
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # stdout may carry --json output
         for asset in universe:
             result.tables.append(
                 _diff_asset(wh, con, asset, left, right, relation, keys.get(asset), examples)

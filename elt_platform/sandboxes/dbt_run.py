@@ -169,6 +169,7 @@ def finish_dbt_run(
     diffs: dict[str, dict[str, Any]] = {}
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         for asset, version in new_versions.items():
             base_id = setup.base_manifest.get(asset)
             if base_id is None:

@@ -136,17 +136,24 @@ def _diff_on_key(con, result: TableDiff, left_sql, right_sql, common, retyped, e
     both = "l.__p AND r.__p"
     column_differs = [f"l.__h{i} <> r.__h{i}" for i in range(len(values))]
     any_differs = " OR ".join(column_differs) or "false"
-    key_value = ", ".join(
-        f"{quote_ident(k)} := coalesce(l.{quote_ident(k)}, r.{quote_ident(k)})" for k in key
+    # A single key column is collected as is (a struct per row costs more than the join).
+    key_value = (
+        f"coalesce(l.{quote_ident(key[0])}, r.{quote_ident(key[0])})"
+        if len(key) == 1
+        else "struct_pack("
+        + ", ".join(
+            f"{quote_ident(k)} := coalesce(l.{quote_ident(k)}, r.{quote_ident(k)})" for k in key
+        )
+        + ")"
     )
     n = max(examples, 1)
     per_column = "".join(f", count(*) FILTER (WHERE {both} AND {d})" for d in column_differs)
     row = con.execute(
         f"SELECT count(*) FILTER (WHERE l.__p IS NULL), count(*) FILTER (WHERE r.__p IS NULL),"
         f" count(*) FILTER (WHERE {both}), count(*) FILTER (WHERE {both} AND ({any_differs})),"
-        f" min(struct_pack({key_value}), {n}) FILTER (WHERE l.__p IS NULL),"
-        f" min(struct_pack({key_value}), {n}) FILTER (WHERE r.__p IS NULL),"
-        f" min(struct_pack({key_value}), {n}) FILTER (WHERE {both} AND ({any_differs}))"
+        f" min({key_value}, {n}) FILTER (WHERE l.__p IS NULL),"
+        f" min({key_value}, {n}) FILTER (WHERE r.__p IS NULL),"
+        f" min({key_value}, {n}) FILTER (WHERE {both} AND ({any_differs}))"
         f"{per_column} FROM ({side(left_sql)}) l FULL OUTER JOIN ({side(right_sql)}) r ON {on}"
     ).fetchone()
     added, removed, matched, changed = (int(v) for v in row[:4])
@@ -160,37 +167,35 @@ def _diff_on_key(con, result: TableDiff, left_sql, right_sql, common, retyped, e
     result.added, result.removed, result.changed = added, removed, changed
     result.column_changes = {c: int(n) for c, n in zip(values, row[7:], strict=True)}
     if examples:
+
+        def as_tuple(value) -> tuple:
+            return tuple(value[c] for c in key) if len(key) > 1 else (value,)
+
         picked = {
-            kind: [tuple(k[c] for c in key) for k in (keys or [])][:examples]
+            kind: [as_tuple(k) for k in (keys or [])][:examples]
             for kind, keys in zip(("added", "removed", "changed"), row[4:7], strict=True)
         }
         result.examples = _key_examples(con, left_sql, right_sql, key, values, picked)
 
 
 def _key_examples(con, left_sql, right_sql, key, values, picked) -> dict[str, list[dict]]:
-    """Fetch the example rows of both sides by key (a semi join against a few keys)."""
+    """Fetch the example rows of both sides by key. The keys go in as parameters of an OR of
+    equalities, which DuckDB pushes into the scan (a semi join would read every row again)."""
     out: dict[str, list[dict]] = {"added": [], "removed": [], "changed": []}
-    wanted = [k for keys in picked.values() for k in keys]
+    wanted = list(dict.fromkeys(k for keys in picked.values() for k in keys))
     if not wanted:
         return out
-    key_list = ", ".join(quote_ident(k) for k in key)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __elt_examples AS SELECT {key_list} FROM ({left_sql})"
-        " LIMIT 0"
-    )
-    con.executemany(
-        f"INSERT INTO __elt_examples VALUES ({', '.join('?' for _ in key)})",
-        [list(k) for k in wanted],
-    )
+    match = " AND ".join(f"{quote_ident(k)} = ?" for k in key)
+    where = " OR ".join(f"({match})" for _ in wanted)
+    params = [v for k in wanted for v in k]
     fetched = {}
     for name, sql in (("l", left_sql), ("r", right_sql)):
-        cursor = con.execute(f"SELECT * FROM ({sql}) SEMI JOIN __elt_examples USING ({key_list})")
+        cursor = con.execute(f"SELECT * FROM ({sql}) WHERE {where}", params)
         cols = [d[0] for d in cursor.description]
         fetched[name] = {
             tuple(row[cols.index(k)] for k in key): dict(zip(cols, row, strict=True))
             for row in cursor.fetchall()
         }
-    con.execute("DROP TABLE __elt_examples")
     for k in picked["added"]:
         if k in fetched["r"]:
             out["added"].append(_jsonable(fetched["r"][k]))
