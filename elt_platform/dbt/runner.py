@@ -138,6 +138,8 @@ def run_dbt_build(
         shutil.rmtree(target_path, ignore_errors=True)
 
     extra = finish_dbt_run(context, wh, setup, manifest, new_versions, events)
+    # Reused models first: rebuilt ones may depend on them, never the reverse (topological order).
+    yield from setup.reused_outputs(context)
     for event in events:
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name).to_user_string()
@@ -155,7 +157,6 @@ def run_dbt_build(
             )
         else:
             yield event
-    yield from setup.reused_outputs(context)
     if invocation is not None and not invocation.is_successful():
         raise dg.Failure(
             description=f"dbt build failed in environment {env.name!r}",

@@ -56,6 +56,7 @@ def plan_sandbox(settings: Settings, name: str, selection: list[str] | None = No
     return plan_rebuild(
         wh.meta,
         wanted,
+        environment=env.name,
         deps={a: [p.to_user_string() for p in graph.get(every[a]).parent_keys] for a in wanted},
         code_versions={a: graph.get(every[a]).code_version for a in wanted},
         var_values=var_values,

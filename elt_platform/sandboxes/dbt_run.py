@@ -23,7 +23,14 @@ from elt_platform.sandboxes.experiment import ExperimentStore, record_run
 from elt_platform.sandboxes.keys import model_keys
 from elt_platform.sandboxes.masking import RelationSql, sandbox_relation_sql
 from elt_platform.sandboxes.pii import MASKED_PARAM, pii_columns_from_manifest, save_policy
-from elt_platform.sandboxes.selection import VARS_PARAM, RebuildPlan, plan_rebuild, referenced_vars
+from elt_platform.sandboxes.selection import (
+    VARS_PARAM,
+    Lineage,
+    RebuildPlan,
+    plan_rebuild,
+    record_lineage,
+    referenced_vars,
+)
 from elt_platform.store.versions import Version
 from elt_platform.versioning import version_metadata
 
@@ -79,8 +86,11 @@ class DbtRunSetup:
         return out
 
     def reused_outputs(self, context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
-        """Outputs for selected models that were not rebuilt: they resolve to existing versions."""
-        for asset, version in sorted(self.reused_versions.items()):
+        """Outputs for selected models that were not rebuilt (they resolve to existing versions),
+        in dependency order."""
+        order = list(self.plan.decisions) if self.plan is not None else []
+        for asset in sorted(self.reused_versions, key=order.index):
+            version = self.reused_versions[asset]
             key = dg.AssetKey.from_user_string(asset)
             yield dg.Output(
                 value=None,
@@ -140,6 +150,7 @@ def prepare_dbt_run(
     setup.plan = plan_rebuild(
         wh.meta,
         sorted(setup.selected),
+        environment=env.name,
         deps=deps,
         code_versions={k.to_user_string(): v for k, v in assets_def.code_versions_by_key.items()},
         var_values=setup.model_vars,
@@ -165,6 +176,7 @@ def finish_dbt_run(
     extra = {asset: setup.metadata(asset) for asset in new_versions}
     if not setup.is_sandbox:
         return extra
+    _remember_lineage(context, wh, setup, new_versions)
     keys = model_keys(manifest)
     diffs: dict[str, dict[str, Any]] = {}
     con = duckdb.connect()
@@ -193,6 +205,26 @@ def finish_dbt_run(
         con.close()
     _record(context, wh, setup, new_versions, events, diffs)
     return extra
+
+
+def _remember_lineage(context, wh, setup: DbtRunSetup, new_versions) -> None:
+    """Record what each version was built from in this sandbox, so the next plan recognises a
+    rebuild whose content matched an existing version (e.g. a mart identical to prod's)."""
+    pointers = wh.environments.pointers(setup.environment.name)
+    code_versions = context.assets_def.code_versions_by_key
+    built = {}
+    for asset, version in new_versions.items():
+        key = dg.AssetKey.from_user_string(asset)
+        inputs = {}
+        for dep in context.assets_def.asset_deps.get(key, set()):
+            name = dep.to_user_string()
+            resolved = new_versions[name].version_id if name in new_versions else pointers.get(name)
+            if resolved is not None:
+                inputs[name] = resolved
+        built[(asset, version.version_id)] = Lineage(
+            code_versions.get(key), inputs, setup.params(asset)
+        )
+    record_lineage(wh.meta, setup.environment.name, built)
 
 
 def _record(context, wh, setup: DbtRunSetup, new_versions, events, diffs) -> None:

@@ -20,6 +20,17 @@ from elt_platform.store.metadata import MetadataStore
 
 _VAR_CALL = re.compile(r"""\bvar\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 VARS_PARAM = "vars"
+LINEAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS build_lineage (
+    environment TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    code_version TEXT,
+    inputs_json TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    PRIMARY KEY (environment, asset, version_id)
+);
+"""
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ def referenced_vars(sql: str) -> set[str]:
 
 
 def lineage(meta: MetadataStore, asset: str, version_id: str) -> Lineage | None:
+    """The lineage recorded when the version was first committed."""
     with meta.read() as con:
         row = con.execute(
             "SELECT code_version, inputs_json, params_json FROM versions"
@@ -71,10 +83,48 @@ def lineage(meta: MetadataStore, asset: str, version_id: str) -> Lineage | None:
     return Lineage(row[0], json.loads(row[1] or "{}"), json.loads(row[2] or "{}"))
 
 
+def lineages(meta: MetadataStore, environment: str, asset: str, version_id: str) -> list[Lineage]:
+    """Every way `version_id` is known to have been built: first commit, plus each later build in
+    `environment` (versions are content-addressed, so a rebuild from other inputs that gives the
+    same content keeps the first commit's record)."""
+    found = [x for x in [lineage(meta, asset, version_id)] if x is not None]
+    _ensure_schema(meta)
+    with meta.read() as con:
+        rows = con.execute(
+            "SELECT code_version, inputs_json, params_json FROM build_lineage"
+            " WHERE environment = ? AND asset = ? AND version_id = ?",
+            (environment, asset, version_id),
+        ).fetchall()
+    return found + [Lineage(r[0], json.loads(r[1]), json.loads(r[2])) for r in rows]
+
+
+def record_lineage(
+    meta: MetadataStore, environment: str, built: Mapping[tuple[str, str], Lineage]
+) -> None:
+    """Remember how each (asset, version) was just built in `environment`."""
+    _ensure_schema(meta)
+    with meta.transaction() as tx:
+        tx.executemany(
+            "INSERT OR REPLACE INTO build_lineage (environment, asset, version_id, code_version,"
+            " inputs_json, params_json) VALUES (?,?,?,?,?,?)",
+            [
+                (environment, asset, vid, x.code_version, json.dumps(x.inputs, sort_keys=True),
+                 json.dumps(x.params, sort_keys=True, default=str))
+                for (asset, vid), x in built.items()
+            ],
+        )  # fmt: skip
+
+
+def _ensure_schema(meta: MetadataStore) -> None:
+    with meta.read() as con:
+        con.executescript(LINEAGE_SCHEMA)
+
+
 def plan_rebuild(
     meta: MetadataStore,
     assets: Iterable[str],
     *,
+    environment: str,
     deps: Mapping[str, Iterable[str]],
     code_versions: Mapping[str, str | None],
     var_values: Mapping[str, Mapping[str, Any]],
@@ -88,13 +138,15 @@ def plan_rebuild(
     decisions: dict[str, Decision] = {}
     for asset in TopologicalSorter(graph).static_order():
         decisions[asset] = _decide(
-            meta, asset, list(deps.get(asset, ())), decisions, code_versions.get(asset),
-            dict(var_values.get(asset, {})), pointers, base,
+            meta, environment, asset, list(deps.get(asset, ())), decisions,
+            code_versions.get(asset), dict(var_values.get(asset, {})), pointers, base,
         )  # fmt: skip
-    return RebuildPlan({a: decisions[a] for a in wanted})
+    return RebuildPlan(decisions)  # in dependency order: outputs must be yielded that way
 
 
-def _decide(meta, asset, asset_deps, decided, code_version, values, pointers, base) -> Decision:
+def _decide(
+    meta, environment, asset, asset_deps, decided, code_version, values, pointers, base
+) -> Decision:
     rebuilt = sorted(d for d in asset_deps if d in decided and decided[d].rebuild)
     if rebuilt:
         return Decision(asset, True, f"upstream {rebuilt[0]} is rebuilt")
@@ -110,11 +162,11 @@ def _decide(meta, asset, asset_deps, decided, code_version, values, pointers, ba
         return Decision(asset, True, "no code version to compare")
     reasons = []
     for version_id in candidates:
-        found = lineage(meta, asset, version_id)
-        reason = _mismatch(found, code_version, inputs, values)
-        if reason is None:
+        known = lineages(meta, environment, asset, version_id) or [None]
+        mismatches = [_mismatch(found, code_version, inputs, values) for found in known]
+        if None in mismatches:
             return Decision(asset, False, "unchanged", version_id)
-        reasons.append(reason)
+        reasons.append(mismatches[0])
     return Decision(asset, True, reasons[0])
 
 

@@ -224,3 +224,25 @@ def test_settings_point_at_the_pristine_project(sandbox_home: Settings, edited):
     assert "is_bulk_order" not in model.read_text()
     assert "is_bulk_order" in (edited["project"] / "models" / "intermediate" / f"{EDITED}.sql"
                                ).read_text()  # fmt: skip
+
+
+def test_a_full_build_from_the_ui_path_recomputes_nothing_unchanged(sandbox_home, edited,
+                                                                    monkeypatch):  # fmt: skip
+    """`elt build NAME` / the UI materialize everything selected; the runner still reuses."""
+    from elt_platform_tests.conftest import make_settings
+
+    monkeypatch.setenv("ELT_ENVIRONMENTS_CONFIG", edited["env"]["ELT_ENVIRONMENTS_CONFIG"])
+    settings = make_settings(
+        sandbox_home.home, ELT_SOURCES_DIR=str(sandbox_home.sources_dir),
+        ELT_DBT_PROJECT_DIR=str(edited["project"]),
+    )  # fmt: skip
+    wh = open_warehouse(settings)
+    before = wh.environments.pointers(SANDBOX)
+    outcome = build_environment(settings, SANDBOX)
+    assert outcome.success, outcome.error
+    assert wh.environments.pointers(SANDBOX) == before
+    instance = open_instance(settings)
+    for model in (EDITED, *DOWNSTREAM, "stg_orders"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(model))
+        assert event.run_id == outcome.run_id, model
+        assert event.asset_materialization.metadata["rebuilt"].value is False, model
