@@ -12,6 +12,7 @@ and datasets; no sandbox serves a PII column unmasked.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,11 @@ def check_compliance(
     try:
         policies = load_policies(path)
     except EltError as exc:
-        report.add(path.name, "policy", exc.args[0].removeprefix(f"{path}").lstrip(":"))
+        located = re.match(r":(\d+): (.*)", exc.args[0].removeprefix(str(path)))
+        subject, message = (
+            (f"{path.name}:{located[1]}", located[2]) if located else (path.name, exc.args[0])
+        )
+        report.add(subject, "policy", message)
     try:
         graph, manifest = load_graph(settings, wh)
     except EltError as exc:
@@ -123,7 +128,8 @@ def _check_assets(report: ComplianceReport, graph: LineageGraph, policies: Polic
         extra = governed.get(key)
         if not (info.owner or (extra and extra.owner)):
             report.add(key, "owner", "no owner (set it in its contract, dbt meta or policies.yaml)")
-        if not (info.retention or (extra and extra.retention)):
+        # Without a readable policy only its own error is reported, not one per asset.
+        if policies is not None and not (info.retention or (extra and extra.retention)):
             report.add(key, "retention", "no retention period (contract or policies.yaml assets)")
         if policies is not None and extra is None:
             report.add(key, "retention", "no retention_column in policies.yaml assets")

@@ -11,6 +11,7 @@ metadata changes and the proof commit in one transaction; files are deleted afte
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -158,7 +159,12 @@ def _plan(wh, contracts, policies, now, report) -> list[tuple[Version, Rewrite, 
             ).fetchone()[0]
             if removed:
                 rewrite = Rewrite(version.asset, version.version_id, None, version.rows, removed)
+                with wh.meta.read() as meta:
+                    rewrite.environments, rewrite.releases = _references(
+                        meta, version.asset, version.version_id
+                    )
                 plan.append((version, rewrite, expired))
+                report.rewrites.append(rewrite)
     finally:
         con.close()
     return plan
@@ -198,7 +204,7 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
         duck.execute("SET TimeZone = 'UTC'")
         for version, rewrite, expired in plan:
             if (version.asset, version.version_id) not in referenced:
-                continue
+                continue  # deleted below, not rewritten
             record = wh.versions.record(version.asset, version.version_id)
             new = wh.versions.write_query(
                 duck, version.asset, f"SELECT * FROM {version.scan_sql} WHERE NOT ({expired})"
@@ -232,7 +238,9 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
                 (version.asset, version.version_id),
             )
             doomed.append(version.directory)
-            report.rewrites.append(rewrite)
+        _carry_metadata(
+            tx, {(r.asset, r.old_version): r.new_version for r in report.rewrites if r.new_version}
+        )
         for release_id in sorted(touched_releases):
             manifest = dict(
                 tx.execute(
@@ -264,3 +272,40 @@ def _new_versions_by_asset(rewrites: list[Rewrite]) -> dict[str, str]:
         if r.new_version:
             grouped.setdefault(r.asset, set()).add(r.new_version)
     return {asset: ",".join(sorted(vids)) for asset, vids in grouped.items()}
+
+
+# Tables of other modules keyed by (asset, version_id) whose rows must follow a rewritten version:
+# a connector's incremental state (so the next load does not re-read what retention removed) and
+# sandbox rebuild lineage.
+_VERSION_KEYED = ("connector_state", "build_lineage")
+
+
+def _carry_metadata(tx, mapping: dict[tuple[str, str], str]) -> None:
+    """Point version-keyed metadata and every recorded input (provenance) at the new versions."""
+    if not mapping:
+        return
+    tables = {r[0] for r in tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table in ("versions", "build_lineage"):
+        if table not in tables:
+            continue
+        rows = tx.execute(f"SELECT rowid, inputs_json FROM {table} WHERE inputs_json <> '{{}}'")
+        for rowid, raw in rows.fetchall():
+            inputs = json.loads(raw)
+            remapped = {a: mapping.get((a, v), v) for a, v in inputs.items()}
+            if remapped != inputs:
+                tx.execute(
+                    f"UPDATE {table} SET inputs_json = ? WHERE rowid = ?",
+                    (json.dumps(remapped, sort_keys=True), rowid),
+                )
+    for table in _VERSION_KEYED:
+        if table not in tables:
+            continue
+        columns = [r[1] for r in tx.execute(f"PRAGMA table_info({table})")]
+        chosen = ", ".join("?" if c == "version_id" else c for c in columns)
+        for (asset, old), new in mapping.items():
+            tx.execute(
+                f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) SELECT {chosen} FROM {table}"
+                " WHERE asset = ? AND version_id = ?",
+                (new, asset, old),
+            )
+            tx.execute(f"DELETE FROM {table} WHERE asset = ? AND version_id = ?", (asset, old))
