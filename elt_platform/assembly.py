@@ -10,6 +10,7 @@ from elt_platform.connectors.config import load_sources
 from elt_platform.dbt.assets import build_dbt_assets, build_dbt_resource
 from elt_platform.dbt.project import load_dbt_project
 from elt_platform.environments import environment_partitions
+from elt_platform.governance.jobs import build_governance_jobs, build_governance_schedules
 from elt_platform.partitions_sync import environment_partitions_sensor
 from elt_platform.resources import WarehouseResource
 from elt_platform.sandboxes.jobs import build_sandbox_jobs, build_sandbox_schedules
@@ -32,10 +33,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         description="Materialize assets in one environment (staging or a sandbox).",
     )
     sandbox_jobs = build_sandbox_jobs(settings)  # create_sandbox (launchpad) + prune_sandboxes
+    governance_jobs = build_governance_jobs(settings)  # enforce_retention
     return dg.Definitions(
         assets=[*raw_assets, dbt_models],
-        jobs=[build_job, *sandbox_jobs],
-        schedules=build_sandbox_schedules(sandbox_jobs),
+        jobs=[build_job, *sandbox_jobs, *governance_jobs],
+        schedules=[
+            *build_sandbox_schedules(sandbox_jobs),
+            *build_governance_schedules(governance_jobs),
+        ],
         sensors=[environment_partitions_sensor, *build_openlineage_sensors(settings)],
         resources={
             "warehouse": WarehouseResource(root=str(settings.warehouse_dir)),

@@ -17,17 +17,27 @@ class WarehouseResource(dg.ConfigurableResource):
     root: str
 
     _warehouse: Warehouse | None = PrivateAttr(default=None)
+    _run_tags: dict = PrivateAttr(default_factory=dict)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # The run's `elt/user` / `elt/role` tags are the identity its writes are checked against.
+        run = context.dagster_run
+        self._run_tags = dict(run.tags) if run is not None else {}
 
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
-            self._warehouse = Warehouse(Path(self.root))
+            from elt_platform.governance.access import identity_from_tags
+
+            identity = identity_from_tags(self._run_tags)
+            self._warehouse = Warehouse(Path(self.root), identity=identity)
         return self._warehouse
 
     def writable_environment(self, context: dg.AssetExecutionContext) -> Environment:
         """Resolve the step's environment, check it may be built, and lock it for this run."""
         env = require_buildable(resolve_environment(context))
         self.warehouse.environments.get(env.name)  # unknown environment -> clear error
+        self.warehouse.authorize("write", env.name)  # denied -> AccessDenied, ledgered
         self.warehouse.locks.acquire(env.name, holder=f"run {context.run_id}")
         return env
 

@@ -37,6 +37,9 @@ def _register() -> None:
     from elt_platform.cli import lineage
 
     lineage.register(app)
+    from elt_platform.cli import governance
+
+    app.add_typer(governance.app, name="governance", help="Access, privacy, retention, compliance.")
     from elt_platform.cli import catalog
 
     app.add_typer(catalog.app, name="catalog", help="Query the metadata catalog (read-only).")

@@ -21,6 +21,13 @@ _RELATIVE = re.compile(r"(\d+)([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def _ledger_reader():
+    """The warehouse, after checking the caller's role may read the ledger (auditors may)."""
+    wh = open_warehouse(load_settings())
+    wh.authorize("read_ledger")
+    return wh
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """An ISO date/time or a relative age (`7d`, `12h`) as an aware UTC datetime."""
     match = _RELATIVE.fullmatch(text.strip())
@@ -39,7 +46,7 @@ def verify(
     head: str = typer.Option(None, "--head", help="A head hash kept from `elt audit head`."),
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first entry edited, deleted, inserted, moved."""
-    report = open_warehouse(load_settings()).ledger.verify(expected_head=head)
+    report = _ledger_reader().ledger.verify(expected_head=head)
     if report.problem is not None:
         console.print(f"[bold red]ledger tampered:[/] {report.problem.message}", highlight=False)
         raise typer.Exit(1)
@@ -49,7 +56,7 @@ def verify(
 @app.command("head")
 def head() -> None:
     """Print the last entry's number and hash (keep it elsewhere to detect truncation)."""
-    seq, digest = open_warehouse(load_settings()).ledger.head()
+    seq, digest = _ledger_reader().ledger.head()
     console.print(f"{seq} {digest}", highlight=False)
 
 
@@ -61,7 +68,7 @@ def log(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Print the ledger history, oldest first."""
-    entries = open_warehouse(load_settings()).ledger.entries(
+    entries = _ledger_reader().ledger.entries(
         asset=asset, since=parse_since(since) if since else None, kind=kind
     )
     if as_json:

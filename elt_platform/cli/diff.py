@@ -33,6 +33,10 @@ def diff(
     settings = load_settings()
     wh = open_warehouse(settings)
     left, right = resolve_side(wh, against), resolve_side(wh, name)
+    wh.access.check_row_comparison(
+        [side.environment or "prod" for side in (left, right)],  # a release id reads prod data
+        masks_pii=left.is_sandbox or right.is_sandbox,
+    )
     result = diff_sides(
         wh, left, right, keys=primary_keys(settings), assets=asset or None, examples=examples
     )

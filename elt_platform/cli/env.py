@@ -35,7 +35,11 @@ def list_environments() -> None:
 @app.command("create")
 def create(name: str, owner: str = typer.Option(None, help="Owner e-mail or team:name.")) -> None:
     """Register an empty sandbox environment (it becomes a Dagster partition)."""
+    from elt_platform.governance.access import default_owner
+
     wh = open_warehouse(load_settings())
+    owner = owner or default_owner(wh.access.identity)  # the caller owns what they create
+    wh.authorize("write", name, owner=owner)
     record = wh.environments.create_sandbox(name, owner=owner)
     console.print(f"created sandbox [bold]{record.name}[/]")
 
@@ -44,6 +48,7 @@ def create(name: str, owner: str = typer.Option(None, help="Owner e-mail or team
 def show(name: str) -> None:
     """Show the versions an environment points at."""
     wh = open_warehouse(load_settings())
+    wh.authorize("read", name)
     table = Table("asset", "version", "rows", "bytes")
     for asset, version in wh.resolve(name).items():
         table.add_row(asset, version.version_id, f"{version.rows:,}", f"{version.bytes:,}")

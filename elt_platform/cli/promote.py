@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from datetime import timedelta
 
@@ -19,7 +18,16 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def actor() -> str:
-    return f"user:{getpass.getuser()}"
+    from elt_platform.governance.access import current_identity
+
+    return current_identity().actor
+
+
+def _authorized(action: str, environment: str = "prod"):
+    """The warehouse, after checking the caller may `action` (read/write) prod."""
+    wh = open_warehouse(load_settings())
+    wh.authorize(action, environment)
+    return wh
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +39,7 @@ def register(app: typer.Typer) -> None:
 
 def promote() -> None:
     """Evaluate the promotion gates for staging and, if they pass, publish it to prod."""
+    _authorized("write")
     outcome = promote_via_sensor(load_settings(), actor=actor())
     if not outcome.requested:
         blocked = not outcome.reason.startswith("prod already serves")
@@ -48,7 +57,7 @@ def promote() -> None:
 
 def releases(limit: int = typer.Option(20, help="Show at most this many releases.")) -> None:
     """List releases, newest first, with who triggered them and their gate summary."""
-    wh = open_warehouse(load_settings())
+    wh = _authorized("read")
     current = wh.releases.current()
     table = Table(
         "release", "created", "from", "code version", "triggered by", "assets", "gates", ""
@@ -76,6 +85,7 @@ def rollback(
 ) -> None:
     """Point prod back at an earlier release (pointer change; a subset takes its downstream)."""
     settings = load_settings()
+    _authorized("write")
     result = rollback_via_job(settings, to, assets=asset or None, actor=actor())
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
@@ -90,7 +100,7 @@ def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.
     """Collect old releases and versions nothing references (never a referenced one)."""
     policy = load_policy()
     report = collect_garbage(
-        open_warehouse(load_settings()),
+        _authorized("write"),  # collecting releases changes what prod can roll back to
         keep=policy.keep_releases,
         grace=timedelta(hours=policy.gc_grace_hours),
         actor=actor(),

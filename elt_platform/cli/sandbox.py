@@ -20,9 +20,16 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _actor() -> str:
-    import getpass
+    from elt_platform.governance.access import current_identity
 
-    return f"user:{getpass.getuser()}"
+    return current_identity().actor
+
+
+def _authorized(action: str, name: str, owner: str | None = None):
+    """The warehouse, after checking the caller may `action` (read/write) sandbox `name`."""
+    wh = open_warehouse(load_settings())
+    wh.authorize(action, name, owner=owner)
+    return wh
 
 
 @app.command("create")
@@ -35,8 +42,11 @@ def create(
     var: list[str] = typer.Option(None, "--var", help="dbt var name=value (repeatable)."),
 ) -> None:
     """Create a sandbox from a release: pointers only, no data copied; PII is masked."""
+    from elt_platform.governance.access import current_identity, default_owner
     from elt_platform.sandboxes.create import create_sandbox
 
+    owner = owner or default_owner(current_identity())  # the caller owns what they create
+    _authorized("write", name, owner)
     settings = load_settings()
     flags, values = parse_assignments(flag, "flag"), parse_assignments(var, "var")
     created = create_sandbox(
@@ -76,6 +86,7 @@ def plan(
     """Show which assets a build would recompute, and why; the rest resolve to the release."""
     from elt_platform.sandboxes.build import plan_sandbox
 
+    _authorized("read", name)
     result = plan_sandbox(load_settings(), name, select or None)
     _print_plan(result)
 
@@ -88,6 +99,7 @@ def build(
     """Recompute only the assets whose code, inputs or vars differ from the source release."""
     from elt_platform.sandboxes.build import build_sandbox
 
+    _authorized("write", name)
     settings = load_settings()
     result = build_sandbox(settings, name, select or None)
     _print_plan(result.plan)
@@ -114,7 +126,7 @@ def show(name: str) -> None:
     """Print the sandbox's experiment record (JSON)."""
     from elt_platform.sandboxes.experiment import ExperimentStore
 
-    wh = open_warehouse(load_settings())
+    wh = _authorized("read", name)
     record = ExperimentStore(wh.root, wh.meta).get(name)
     console.print_json(json.dumps(record, default=str))
 
@@ -125,7 +137,7 @@ def drop(name: str) -> None:
     from elt_platform.sandboxes.prune import drop_sandbox
 
     settings = load_settings()
-    wh = open_warehouse(settings)
+    wh = _authorized("write", name)  # analysts drop only their own sandboxes
     result = drop_sandbox(wh, name, actor=_actor(), instance=open_instance(settings))
     console.print(
         f"dropped [bold]{result.name}[/]: {len(result.deleted_versions)} owned versions deleted "
@@ -136,12 +148,14 @@ def drop(name: str) -> None:
 @app.command("prune")
 def prune() -> None:
     """Drop every sandbox past its TTL now (the `prune_sandboxes` schedule does this hourly)."""
-    from elt_platform.sandboxes.prune import prune_expired
+    from elt_platform.sandboxes.prune import prune_expired, sandbox_status
 
     settings = load_settings()
-    results = prune_expired(
-        open_warehouse(settings), actor=_actor(), instance=open_instance(settings)
-    )
+    wh = open_warehouse(settings)
+    for status in sandbox_status(wh):
+        if status.expired:  # pruning drops them: the caller must be allowed to write each
+            wh.authorize("write", status.record.name)
+    results = prune_expired(wh, actor=_actor(), instance=open_instance(settings))
     for r in results:
         console.print(f"pruned {r.name} (record: {r.archived_record})")
     if not results:
@@ -156,6 +170,7 @@ def reproduce(
     """Re-create a sandbox's outputs from its record in a fresh sandbox; compare content hashes."""
     from elt_platform.sandboxes.reproduce import reproduce as run_reproduce
 
+    _authorized("read", name)
     result = run_reproduce(load_settings(), name, into=into, actor=_actor())
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")

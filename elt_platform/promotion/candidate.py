@@ -131,6 +131,9 @@ def evaluate_candidate(
         _check_reproducible(wh, instance, asset_graph, cand)
     if policy.block_breaking_changes:
         _check_breaking(wh, cand, contracts or {})
+    from elt_platform.governance.compliance import promotion_problems  # the compliance gate
+
+    cand.problems.extend(promotion_problems(wh))
     return cand
 
 

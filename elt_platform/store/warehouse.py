@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elt_platform.audit.ledger import Ledger, LedgerKind
 from elt_platform.environments import PROD, environment_from_name
@@ -16,10 +17,17 @@ from elt_platform.store.pointers import EnvironmentRegistry
 from elt_platform.store.releases import PublishResult, ReleaseStore
 from elt_platform.store.versions import Version, VersionStore
 
+if TYPE_CHECKING:
+    import duckdb
+
+    from elt_platform.governance.access import AccessControl, Identity
+
 
 class Warehouse:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, identity: Identity | None = None) -> None:
         self.root = Path(root)
+        self._identity = identity  # None: resolved from ELT_USER/ELT_ROLE at first use
+        self._access: AccessControl | None = None
         self.meta = MetadataStore(self.root / "meta.sqlite")
         self.versions = VersionStore(self.root, self.meta)
         self.environments = EnvironmentRegistry(self.meta)
@@ -28,6 +36,27 @@ class Warehouse:
         self.locks = EnvironmentLocks(self.root / "locks")
         self.ledger = Ledger(self.meta)
         self.environments.ensure_core()
+
+    @property
+    def access(self) -> AccessControl:
+        """The caller's access control (governance/access.py), built on first use."""
+        if self._access is None:
+            from elt_platform.governance.access import AccessControl
+
+            self._access = AccessControl(self, self._identity)
+        return self._access
+
+    def bind_identity(self, identity: Identity | None) -> None:
+        """Act as `identity` from now on (e.g. the identity in a Dagster run's tags)."""
+        self._identity, self._access = identity, None
+
+    def authorize(self, action: str, environment: str | None = None, *, owner: str | None = None):
+        """Raise AccessDenied (ledgered) unless the caller's role allows `action`."""
+        self.access.check(action, environment, owner=owner)
+
+    def connect(self, environment: str) -> duckdb.DuckDBPyConnection:
+        """Read an environment as the caller may see it (masked views for restricted roles)."""
+        return self.access.connect(environment)
 
     def scratch_path(self, environment: str) -> Path:
         """The per-environment DuckDB file dbt writes into (never shared between environments)."""
@@ -49,6 +78,7 @@ class Warehouse:
         """Make `versions` visible in a buildable environment at once; refresh its catalog."""
         if not versions:
             return
+        self.authorize("write", environment)
         self.environments.set_pointers(
             environment, {a: v.version_id for a, v in versions.items()}, run_id=run_id
         )
@@ -76,6 +106,7 @@ class Warehouse:
                     f"{source_environment!r} has no version of {', '.join(missing)}"
                 )
             source = {a: source[a] for a in assets}
+        self.authorize("write", PROD)
         result = self.releases.publish(
             source,
             source_environment=source_environment,
@@ -93,6 +124,7 @@ class Warehouse:
         return result
 
     def rollback(self, release_id: str, *, actor: str, run_id: str | None = None) -> PublishResult:
+        self.authorize("write", PROD)
         result = self.releases.rollback(
             release_id,
             actor=actor,
