@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
@@ -24,6 +25,8 @@ def query(
     from elt_platform.audit.catalog import query_catalog
 
     settings = load_settings()
+    if re.search(r"\b(audit_log|ledger)\b", sql, re.IGNORECASE):
+        _authorize_ledger(settings)  # the audit log is for roles that may read the ledger
     result = query_catalog(settings.metadata_path, sql, limit=limit)
     table = Table(*result.columns)
     for row in result.rows:
@@ -48,10 +51,17 @@ def export() -> None:
     from elt_platform.audit.history import refresh as refresh_catalog
 
     settings = load_settings()
+    _authorize_ledger(settings)  # the export includes the audit log
     refresh_catalog(settings)
     target = settings.warehouse_dir / "catalogs" / "_catalog.duckdb"
     target.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"catalog exported to {export_to_duckdb(settings.metadata_path, target)}")
+
+
+def _authorize_ledger(settings) -> None:
+    from elt_platform.runtime import open_warehouse
+
+    open_warehouse(settings).authorize("read_ledger")
 
 
 @docs_app.command("build")
