@@ -9,8 +9,10 @@ from functools import lru_cache
 import dagster as dg
 
 from elt_platform.audit.run_lineage import emit_after_run
+from elt_platform.codeversion import current_code_version
 from elt_platform.environments import environment_from_name
 from elt_platform.partitions_sync import sync_environment_partitions
+from elt_platform.promotion.candidate import CODE_VERSION_TAG
 from elt_platform.settings import REPO_ROOT, Settings
 from elt_platform.store.warehouse import Warehouse
 
@@ -31,6 +33,9 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
 
 def open_warehouse(settings: Settings) -> Warehouse:
     return Warehouse(settings.warehouse_dir)
+
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @lru_cache(maxsize=4)
@@ -88,7 +93,11 @@ def build_environment(
         partition_key=env.name,
         asset_selection=asset_selection,
         raise_on_error=False,
-        tags={"elt/environment": env.name, **(tags or {})},
+        tags={
+            "elt/environment": env.name,
+            CODE_VERSION_TAG: current_code_version().label,
+            **(tags or {}),
+        },
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     emit_after_run(settings, instance, result.run_id)  # OpenLineage START/COMPLETE/FAIL events
@@ -125,3 +134,82 @@ def summarize_run(result: dg.ExecuteInProcessResult, environment: str) -> BuildO
         if failures:
             error = failures[0].event_specific_data.error.message.strip().splitlines()[0]
     return BuildOutcome(environment, result.run_id, result.success, assets, error)
+
+
+@dataclass
+class PromotionOutcome:
+    requested: bool
+    reason: str
+    run_id: str | None = None
+    success: bool = False
+    release_id: str | None = None
+    changed_assets: tuple[str, ...] = ()
+
+
+def promote_via_sensor(
+    settings: Settings, instance: dg.DagsterInstance | None = None, *, actor: str | None = None
+) -> PromotionOutcome:
+    """Evaluate the promotion sensor once and execute the run it requests (if any)."""
+    from elt_platform.resources import WarehouseResource
+
+    instance = instance or open_instance(settings)
+    defs = _definitions(settings)
+    with dg.build_sensor_context(
+        instance=instance,
+        repository_def=defs.get_repository_def(),
+        resources={"warehouse": WarehouseResource(root=str(settings.warehouse_dir))},
+    ) as context:
+        result = defs.resolve_sensor_def("promotion_sensor")(context)
+    if isinstance(result, dg.SkipReason):
+        return PromotionOutcome(False, result.skip_message or "")
+    request = result
+    run_config = request.run_config
+    if actor:
+        run_config["ops"]["promote"]["config"]["triggered_by"] = actor
+    wh = open_warehouse(settings)
+    before = wh.releases.current()
+    run = defs.resolve_job_def("promote_release").execute_in_process(
+        run_config={**run_config, **QUIET_LOGS},
+        instance=instance,
+        tags={**request.tags, "dagster/sensor_name": "promotion_sensor"},
+        raise_on_error=False,
+    )
+    after = wh.releases.current()
+    changed = ()
+    if after and (before is None or after.release_id != before.release_id):
+        changed = tuple(
+            a for a, v in after.manifest.items() if before is None or before.manifest.get(a) != v
+        )
+    error = None
+    if not run.success:
+        failure = next((e for e in run.all_events if e.is_step_failure), None)
+        error = failure.event_specific_data.error.message.strip() if failure else "failed"
+    return PromotionOutcome(
+        True, error or "promoted", run.run_id, run.success,
+        after.release_id if after else None, changed,
+    )  # fmt: skip
+
+
+def rollback_via_job(
+    settings: Settings,
+    release_id: str,
+    *,
+    assets: list[str] | None = None,
+    actor: str,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run the rollback job (recorded in Dagster like a UI launch) after validating the release."""
+    open_warehouse(settings).releases.get(release_id)  # unknown/collected -> clear error
+    instance = instance or open_instance(settings)
+    job = _definitions(settings).resolve_job_def("rollback_release")
+    config = {"release_id": release_id, "assets": assets or [], "triggered_by": actor}
+    return job.execute_in_process(
+        run_config={"ops": {"rollback": {"config": config}}, **QUIET_LOGS},
+        instance=instance,
+        tags={
+            "elt/release": release_id,
+            "elt/target_environment": "prod",
+            CODE_VERSION_TAG: current_code_version().label,
+        },
+        raise_on_error=False,
+    )

@@ -31,6 +31,12 @@ def _register() -> None:
 
     app.add_typer(sandbox.app, name="sandbox", help="Analyst sandboxes: create, build, drop, ...")
     diff.register(app)
+    from elt_platform.cli import promote
+
+    promote.register(app)
+    from elt_platform.cli import contracts
+
+    app.add_typer(contracts.app, name="contracts", help="Data contracts: check and diff.")
     from elt_platform.cli import audit
 
     app.add_typer(audit.app, name="audit", help="Verify and read the audit ledger.")

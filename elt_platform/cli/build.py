@@ -1,4 +1,4 @@
-"""`elt build`, `elt publish`, `elt releases`, `elt rollback`, `elt sql`."""
+"""`elt build` and `elt sql`: materialize an environment, query its catalog."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from elt_platform.environments import PROD, STAGING, environment_from_name
+from elt_platform.environments import environment_from_name
 from elt_platform.runtime import build_environment, open_warehouse
 from elt_platform.settings import load_settings
 
@@ -23,9 +23,6 @@ def actor() -> str:
 
 def register(app: typer.Typer) -> None:
     app.command("build")(build)
-    app.command("publish")(publish)
-    app.command("releases")(releases)
-    app.command("rollback")(rollback)
     app.command("sql")(sql)
 
 
@@ -49,46 +46,6 @@ def build(
     if not outcome.success:
         console.print(f"[red]run {outcome.run_id} failed:[/] {outcome.error}")
         raise typer.Exit(1)
-
-
-def publish(
-    source: str = typer.Option(STAGING, "--from", help="Environment whose versions to publish."),
-) -> None:
-    """Publish an environment's versions to prod as one atomic release."""
-    env = environment_from_name(source)
-    wh = open_warehouse(load_settings())
-    result = wh.publish(env.name, triggered_by=actor())
-    if result.changed:
-        console.print(
-            f"published [bold]{result.release.release_id}[/] to {PROD} "
-            f"({len(result.changed_assets)} assets changed, previous: {result.previous_release})"
-        )
-    else:
-        console.print(f"nothing changed: {PROD} already at {result.release.release_id}")
-
-
-def releases() -> None:
-    """List releases, newest first."""
-    wh = open_warehouse(load_settings())
-    current = wh.releases.current()
-    table = Table("release", "created", "from", "code version", "triggered by", "assets", "")
-    for r in wh.releases.list():
-        mark = "<- prod" if current and r.release_id == current.release_id else ""
-        table.add_row(
-            r.release_id, r.created_at[:19], r.source_environment, r.code_version or "-",
-            r.triggered_by, str(len(r.manifest)), mark,
-        )  # fmt: skip
-    console.print(table)
-
-
-def rollback(to: str = typer.Option(..., "--to", help="Release id to point prod at.")) -> None:
-    """Point prod back at an earlier release (a pointer change; no data is copied)."""
-    wh = open_warehouse(load_settings())
-    result = wh.rollback(to, actor=actor())
-    console.print(
-        f"prod now at [bold]{result.release.release_id}[/] (was {result.previous_release}; "
-        f"{len(result.changed_assets)} assets changed)"
-    )
 
 
 def sql(

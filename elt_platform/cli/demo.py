@@ -11,7 +11,7 @@ from rich.table import Table
 
 from elt_platform.demo_api import serving_demo_api
 from elt_platform.environments import PROD, STAGING
-from elt_platform.runtime import build_environment, open_warehouse
+from elt_platform.runtime import build_environment, open_warehouse, promote_via_sensor
 from elt_platform.settings import load_settings
 from elt_platform.sources_data import ensure_synthetic_sources
 
@@ -43,22 +43,24 @@ def demo(
         failed = [f"{a.asset}:{c}" for a in outcome.assets.values() for c in a.failed_checks]
         console.print(f"[red]staging build did not pass:[/] {outcome.error or ', '.join(failed)}")
         raise typer.Exit(1)
-    result = wh.publish(
-        STAGING,
-        triggered_by="demo",
-        run_id=outcome.run_id,
-        gate_summary={"checks_failed": 0, "source_run": outcome.run_id},
-    )
-    _print_summary(outcome, result)
-    if result.changed:
+    # Promotion goes through the sensor, exactly as in production: it re-reads the gate results
+    # recorded for these versions and requests a promotion run.
+    promotion = promote_via_sensor(settings)
+    _print_summary(outcome, promotion)
+    if promotion.requested and not promotion.success:
+        console.print(f"[red]promotion run {promotion.run_id} failed:[/] {promotion.reason}")
+        raise typer.Exit(1)
+    if promotion.requested:
         console.print(
-            f"published release [bold]{result.release.release_id}[/] to {PROD} "
-            f"({len(result.changed_assets)} assets changed)"
+            f"promotion sensor requested run {promotion.run_id[:8]}: published release "
+            f"[bold]{promotion.release_id}[/] to {PROD} "
+            f"({len(promotion.changed_assets)} assets changed)"
         )
+    elif promotion.reason.startswith("prod already serves"):
+        console.print(f"nothing changed: {promotion.reason}")
     else:
-        console.print(
-            f"nothing changed: {PROD} already at release [bold]{result.release.release_id}[/]"
-        )
+        console.print(f"[red]promotion sensor skipped:[/] {promotion.reason}")
+        raise typer.Exit(1)
     console.print(
         f"prod catalog: {wh.catalogs.path(PROD)}  ({time.perf_counter() - started:.1f} s)"
     )

@@ -4,16 +4,22 @@ from pathlib import Path
 
 import dagster as dg
 
+from elt_platform.checks.freshness import freshness_policy
+from elt_platform.checks.gates import evaluate_gates, gate_check_specs, score, to_check_result
 from elt_platform.connectors.config import SourceConfig
 from elt_platform.connectors.load import LoadResult, load_source, make_connector
+from elt_platform.contracts.model import Contract
 from elt_platform.environments import environment_partitions
 from elt_platform.errors import EltError, SourceUnavailable
 from elt_platform.resources import WarehouseResource
 from elt_platform.versioning import version_metadata
 
 
-def build_source_asset(source: SourceConfig, sources_dir: Path) -> dg.AssetsDefinition:
+def build_source_asset(
+    source: SourceConfig, sources_dir: Path, contract: Contract | None = None
+) -> dg.AssetsDefinition:
     connector = make_connector(source)  # configuration errors surface when definitions load
+    key = dg.AssetKey(source.asset_key)
     retry_policy = dg.RetryPolicy(
         max_retries=source.retries.max_retries,
         delay=source.retries.delay_seconds,
@@ -32,6 +38,8 @@ def build_source_asset(source: SourceConfig, sources_dir: Path) -> dg.AssetsDefi
         tags={"elt/layer": "raw"},
         metadata={"connector": source.connector, "primary_key": ",".join(source.primary_key)},
         retry_policy=retry_policy,
+        check_specs=gate_check_specs(key) if contract else None,
+        freshness_policy=freshness_policy(contract),
     )
     def _raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         try:
@@ -56,9 +64,17 @@ def build_source_asset(source: SourceConfig, sources_dir: Path) -> dg.AssetsDefi
             f"{source.name}: read {result.rows_read:,} rows, added {result.merge.rows_added:,},"
             f" replaced {result.merge.rows_replaced:,} -> version {result.version.version_id}"
         )
+        checks = []
+        if contract is not None:
+            outcomes = evaluate_gates(warehouse.warehouse, result.version, contract)
+            checks = [to_check_result(key, o) for o in outcomes]
         return dg.MaterializeResult(
-            metadata=extraction_metadata(result),
+            metadata={
+                **extraction_metadata(result),
+                "quality_score": dg.MetadataValue.float(score(checks, result.version.rows)),
+            },
             data_version=dg.DataVersion(result.version.version_id),
+            check_results=checks,
         )
 
     return _raw_asset

@@ -1,11 +1,17 @@
-"""The dbt project as environment-partitioned assets."""
+"""The dbt project as environment-partitioned assets, with the platform's gate checks attached.
 
+This is `@dbt_assets` unrolled (dagster-dbt builds the same multi_asset) so that the contract and
+volume gates run in the same step as dbt and the quality score lands in the materialization.
+"""
 
 import json
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DbtCliResource
+from dagster_dbt.asset_utils import DAGSTER_DBT_SELECT_METADATA_KEY, build_dbt_specs
 
+from elt_platform.checks.gates import gate_check_specs
+from elt_platform.contracts.model import Contract
 from elt_platform.dbt.project import (
     TARGET_NAME,
     DbtProjectConfig,
@@ -18,22 +24,39 @@ from elt_platform.environments import environment_partitions
 from elt_platform.resources import WarehouseResource
 
 
-def build_dbt_assets(cfg: DbtProjectConfig) -> dg.AssetsDefinition:
-    manifest_path = prepare_manifest(cfg)
-    manifest = json.loads(manifest_path.read_text())
-    translator = EnvironmentDbtTranslator()
-
-    @dbt_assets(
+def build_dbt_assets(
+    cfg: DbtProjectConfig, contracts: dict[str, Contract] | None = None
+) -> dg.AssetsDefinition:
+    manifest = json.loads(prepare_manifest(cfg).read_text())
+    contracts = contracts or {}
+    translator = EnvironmentDbtTranslator(contracts)
+    specs, dbt_check_specs = build_dbt_specs(
+        translator=translator,
         manifest=manifest,
-        dagster_dbt_translator=translator,
-        partitions_def=environment_partitions,
+        select="fqn:*",
+        exclude="",
+        selector="",
+        io_manager_key=None,
+        project=None,
+    )
+    gates = [
+        c for s in specs if s.key.to_user_string() in contracts for c in gate_check_specs(s.key)
+    ]
+
+    @dg.multi_asset(
         name="dbt_models",
+        specs=specs,
+        check_specs=[*dbt_check_specs, *gates],
+        can_subset=True,
+        partitions_def=environment_partitions,
+        op_tags={DAGSTER_DBT_SELECT_METADATA_KEY: "fqn:*"},
         retry_policy=dg.RetryPolicy(max_retries=0),
+        allow_arbitrary_check_specs=True,
     )
     def dbt_models(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
     ):
-        yield from run_dbt_build(context, dbt, warehouse, cfg, manifest, translator)
+        yield from run_dbt_build(context, dbt, warehouse, cfg, manifest, translator, contracts)
 
     return dbt_models
 

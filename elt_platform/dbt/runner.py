@@ -13,6 +13,8 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource
 
+from elt_platform.checks.gates import evaluate_gates, score, to_check_result
+from elt_platform.contracts.model import Contract
 from elt_platform.dbt.project import DbtProjectConfig, dbt_vars
 from elt_platform.errors import MissingSourceData
 from elt_platform.resources import WarehouseResource
@@ -89,6 +91,7 @@ def run_dbt_build(
     cfg: DbtProjectConfig,
     manifest: Mapping[str, Any],
     translator: DagsterDbtTranslator,
+    contracts: Mapping[str, Contract] | None = None,
 ) -> Iterator[dg.Output | dg.AssetCheckResult | dg.AssetObservation]:
     env = warehouse.writable_environment(context)
     wh = warehouse.warehouse
@@ -137,19 +140,33 @@ def run_dbt_build(
             shutil.copy(parsed, cache)
         shutil.rmtree(target_path, ignore_errors=True)
 
+    contracts = contracts or {}
+    gate_results: dict[str, list[dg.AssetCheckResult]] = {}
+    for name, version in new_versions.items():
+        if name in contracts:
+            key = dg.AssetKey.from_user_string(name)
+            outcomes = evaluate_gates(wh, version, contracts[name])
+            gate_results[name] = [to_check_result(key, o) for o in outcomes]
     extra = finish_dbt_run(context, wh, setup, manifest, new_versions, events)
+    dbt_checks: dict[str, list[dg.AssetCheckResult]] = {}
+    for event in events:
+        if isinstance(event, dg.AssetCheckResult) and event.asset_key is not None:
+            dbt_checks.setdefault(event.asset_key.to_user_string(), []).append(event)
+
     # Reused models first: rebuilt ones may depend on them, never the reverse (topological order).
     yield from setup.reused_outputs(context)
     for event in events:
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name).to_user_string()
             version = new_versions[key]
+            checks = dbt_checks.get(key, []) + gate_results.get(key, [])
             yield dg.Output(
                 value=None,
                 output_name=event.output_name,
                 metadata={
                     **event.metadata,
                     **version_metadata(version, env.name),
+                    "quality_score": dg.MetadataValue.float(score(checks, version.rows)),
                     "dbt_build_seconds": round(dbt_seconds, 3),
                     **extra.get(key, {}),
                 },
@@ -157,10 +174,12 @@ def run_dbt_build(
             )
         else:
             yield event
+    for results in gate_results.values():
+        yield from results
     if invocation is not None and not invocation.is_successful():
         raise dg.Failure(
             description=f"dbt build failed in environment {env.name!r}",
-            metadata={"dbt_errors": "\n".join(invocation.get_error_messages()[-10:])},
+            metadata={"dbt_error": str(invocation.get_error() or "")[:4000]},
         )
 
 

@@ -9,22 +9,33 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from elt_platform.checks.freshness import freshness_policy
+from elt_platform.contracts.model import Contract
 from elt_platform.environments import environment_partitions
 
 
 class EnvironmentDbtTranslator(DagsterDbtTranslator):
-    def __init__(self) -> None:
+    """Owners/description/freshness come from the data contract when one exists, else dbt meta."""
+
+    def __init__(self, contracts: Mapping[str, Contract] | None = None) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
+        self._contracts = dict(contracts or {})
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         props = self.get_resource_props(manifest, unique_id)
         meta = props.get("meta") or (props.get("config") or {}).get("meta") or {}
-        owner = meta.get("owner")
-        tags = {"elt/layer": _layer(props)}
+        contract = self._contracts.get(spec.key.to_user_string())
+        owner = contract.owner if contract else meta.get("owner")
+        spec = spec.merge_attributes(tags={"elt/layer": _layer(props)})
         if owner and not spec.owners:
-            return spec.replace_attributes(owners=[owner]).merge_attributes(tags=tags)
-        return spec.merge_attributes(tags=tags)
+            spec = spec.replace_attributes(owners=[owner])
+        if contract is not None:
+            spec = spec.replace_attributes(
+                freshness_policy=freshness_policy(contract),
+                description=spec.description or contract.description,
+            ).merge_attributes(metadata={"contract_version": contract.version})
+        return spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return _layer(dbt_resource_props)

@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from elt_platform.contracts.evolution import (
+    breaking_change_approved,
+    classify_contract_change,
+    classify_schema_change,
+)
 from elt_platform.contracts.model import Contract
 from elt_platform.environments import PROD
 from elt_platform.promotion.policy import PromotionPolicy
@@ -27,6 +32,7 @@ class Candidate:
     checks: dict[str, dict[str, bool]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     code_version: str | None = None
+    contracts: dict[str, dict] = field(default_factory=dict)
 
     @property
     def eligible(self) -> bool:
@@ -44,6 +50,8 @@ class Candidate:
             "checks_failed": total - passed,
             "source_runs": sorted({r for r in self.source_runs.values() if r}),
             "problems": self.problems,
+            # Contracts travel with the release: the next promotion classifies changes against them.
+            "contracts": self.contracts,
         }
 
 
@@ -129,6 +137,10 @@ def evaluate_candidate(
                 cand.problems.append(f"{key.to_user_string()}: no description")
     if policy.require_reproducible:
         _check_reproducible(wh, instance, asset_graph, cand)
+    cand.contracts = {
+        name: c.model_dump(mode="json") for name, c in (contracts or {}).items()
+        if name in cand.manifest
+    }  # fmt: skip
     if policy.block_breaking_changes:
         _check_breaking(wh, cand, contracts or {})
     from elt_platform.governance.compliance import promotion_problems  # the compliance gate
@@ -161,23 +173,35 @@ def _check_reproducible(wh: Warehouse, instance, asset_graph, cand: Candidate) -
 
 
 def _check_breaking(wh: Warehouse, cand: Candidate, contracts: dict[str, Contract]) -> None:
-    """Removed or retyped columns against prod need a migration note in the contract."""
+    """Breaking changes against what prod serves need a contract major bump + migration note.
+
+    Two views: the contracts themselves (against the contracts recorded with the current
+    release) and the schemas actually produced (against prod's versions).
+    """
+    current = wh.releases.current()
+    recorded = (current.gate_summary or {}).get("contracts", {}) if current else {}
+    approved: set[str] = set()
+    for name, new in contracts.items():
+        if name not in recorded or name not in cand.manifest:
+            continue
+        old = Contract.model_validate(recorded[name])
+        breaking = [c for c in classify_contract_change(old, new) if c.breaking]
+        if breaking_change_approved(old, new):
+            approved.add(name)
+        elif breaking:
+            cand.problems.append(
+                f"{name}: breaking contract change without a major version bump and migration "
+                f"note: {'; '.join(f'{c.column or name}: {c.kind}' for c in breaking)}"
+            )
     prod = wh.environments.pointers(PROD)
     for name, version_id in cand.manifest.items():
-        if name not in prod or prod[name] == version_id:
+        if name not in prod or prod[name] == version_id or name in approved:
             continue
-        old = wh.versions.get(name, prod[name]).schema_dict
-        new = wh.versions.get(name, version_id).schema_dict
-        removed = sorted(set(old) - set(new))
-        retyped = sorted(c for c in set(old) & set(new) if old[c] != new[c])
-        if not (removed or retyped):
-            continue
-        contract = contracts.get(name)
-        if contract is not None and contract.migration_note:
-            continue
-        parts = [f"removed {', '.join(removed)}" if removed else "",
-                 f"retyped {', '.join(retyped)}" if retyped else ""]  # fmt: skip
-        cand.problems.append(
-            f"{name}: breaking schema change ({'; '.join(p for p in parts if p)}) without a "
-            "contract major version bump and migration note"
-        )
+        old_schema = wh.versions.get(name, prod[name]).schema_dict
+        new_schema = wh.versions.get(name, version_id).schema_dict
+        breaking = [c for c in classify_schema_change(name, old_schema, new_schema) if c.breaking]
+        if breaking:
+            cand.problems.append(
+                f"{name}: breaking schema change ({'; '.join(c.detail for c in breaking)}) "
+                "without a contract major version bump and migration note"
+            )

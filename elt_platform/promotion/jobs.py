@@ -3,6 +3,7 @@ promotion history. Each records a materialization of every changed asset's `prod
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -11,12 +12,14 @@ from elt_platform.contracts.loading import contracts_for
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import EltError, UnknownRelease
 from elt_platform.promotion.candidate import evaluate_candidate
+from elt_platform.promotion.gc import collect_garbage
 from elt_platform.promotion.policy import load_policy
 from elt_platform.resources import WarehouseResource
 from elt_platform.store.releases import PublishResult
 
 PROMOTE_JOB = "promote_release"
 ROLLBACK_JOB = "rollback_release"
+GC_JOB = "collect_garbage"
 
 
 class PromoteConfig(dg.Config):
@@ -91,6 +94,8 @@ def _promote_body(context, config: PromoteConfig, warehouse: WarehouseResource, 
     )
     checks = {a: {f"check_{k}": v for k, v in c.items()} for a, c in cand.checks.items()}
     yield from _prod_materializations(result, "promote", wh, checks)
+    if result.changed and platform.settings is not None:
+        _rebuild_docs(context, platform.settings)
     context.log.info(
         f"prod at {result.release.release_id} ({len(result.changed_assets)} assets changed)"
         if result.changed
@@ -109,6 +114,16 @@ def _rollback_body(context, config: RollbackConfig, warehouse: WarehouseResource
     except EltError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     yield from _prod_materializations(result, "rollback", wh, {})
+
+
+def _rebuild_docs(context, settings) -> None:
+    """Living documentation follows every promotion; a docs failure never fails the release."""
+    from elt_platform.audit.docs import build_docs
+
+    try:
+        context.log.info(f"docs site regenerated: {build_docs(settings)}")
+    except Exception as exc:  # noqa: BLE001 - the release is already published
+        context.log.warning(f"could not regenerate the docs site: {exc}")
 
 
 def downstream_closure(asset_graph, assets: list[str]) -> list[str]:
@@ -146,6 +161,7 @@ class PlatformView:
 
     asset_graph: Callable[[], object]
     contracts_dir: Path
+    settings: object = None  # elt_platform.settings.Settings of the code location
 
 
 def build_promotion_jobs(platform: PlatformView) -> list[dg.JobDefinition]:
@@ -171,4 +187,35 @@ def build_promotion_jobs(platform: PlatformView) -> list[dg.JobDefinition]:
     def _rollback():
         rollback()
 
-    return [_promote, _rollback]
+    @dg.op(name="collect_garbage", tags={"kind": "gc"}, out={})
+    def collect(context: dg.OpExecutionContext, warehouse: WarehouseResource):
+        """Keep the newest releases and every held one; delete versions nothing references."""
+        policy = load_policy()
+        report = collect_garbage(
+            warehouse.warehouse,
+            keep=policy.keep_releases,
+            grace=timedelta(hours=policy.gc_grace_hours),
+            actor=f"job:{GC_JOB}",
+        )
+        context.log.info(
+            f"collected {len(report.collected_releases)} releases, "
+            f"{len(report.deleted_versions)} versions ({report.freed_bytes:,} bytes)"
+        )
+
+    @dg.job(name=GC_JOB, description=collect.__doc__)
+    def _gc():
+        collect()
+
+    return [_promote, _rollback, _gc]
+
+
+def build_promotion_schedules(jobs: list[dg.JobDefinition]) -> list[dg.ScheduleDefinition]:
+    gc_job = next(j for j in jobs if j.name == GC_JOB)
+    return [
+        dg.ScheduleDefinition(
+            name="daily_garbage_collection",
+            job=gc_job,
+            cron_schedule="30 3 * * *",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+        )
+    ]

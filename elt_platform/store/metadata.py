@@ -82,8 +82,22 @@ CREATE TABLE IF NOT EXISTS pointer_events (
     actor TEXT NOT NULL,
     run_id TEXT
 );
+CREATE TABLE IF NOT EXISTS release_holds (
+    release_id TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (release_id, holder)
+);
 CREATE INDEX IF NOT EXISTS ix_materializations_asset ON materializations(asset, environment);
 """
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Additive schema changes for metadata files created by earlier versions."""
+    columns = {r[1] for r in con.execute("PRAGMA table_info(releases)")}
+    if "collected_at" not in columns:
+        con.execute("ALTER TABLE releases ADD COLUMN collected_at TEXT")
 
 
 def utc_now() -> str:
@@ -99,6 +113,7 @@ class MetadataStore:
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
+            _migrate(con)
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)

@@ -124,6 +124,15 @@ class EnvironmentRegistry:
             ).fetchall()
         return {r["asset"]: r["version_id"] for r in rows}
 
+    def pointer_runs(self, name: str) -> dict[str, str | None]:
+        """asset -> id of the run that last set the asset's pointer in `name`."""
+        self.get(name)
+        with self.meta.read() as con:
+            rows = con.execute(
+                "SELECT asset, run_id FROM env_pointers WHERE environment = ?", (name,)
+            ).fetchall()
+        return {r["asset"]: r["run_id"] for r in rows}
+
     def set_pointers(self, name: str, pointers: dict[str, str], *, run_id: str | None) -> None:
         """Point several assets of a buildable environment at new versions, atomically."""
         record = self.get(name)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from elt_platform.environments import PROD
-from elt_platform.errors import NothingToPublish, UnknownRelease
+from elt_platform.errors import NothingToPublish, ReleaseCollected, UnknownRelease
 from elt_platform.store.metadata import MetadataStore, utc_now
 
 
@@ -24,6 +24,7 @@ class Release:
     manifest: dict[str, str]
     gate_summary: dict = field(default_factory=dict)
     run_id: str | None = None
+    collected_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,21 @@ class ReleaseStore:
             release = _load(con, release_id)
         if release is None:
             raise UnknownRelease(f"unknown release {release_id!r}")
+        if release.collected_at:
+            raise ReleaseCollected(
+                f"release {release_id!r} was garbage-collected at {release.collected_at[:19]}"
+            )
         return release
+
+    def hold(self, release_id: str, holder: str, reason: str = "") -> None:
+        """Protect a release (and its versions) from garbage collection, e.g. for an archive."""
+        self.get(release_id)
+        with self.meta.transaction() as tx:
+            tx.execute(
+                "INSERT OR IGNORE INTO release_holds (release_id, holder, reason, created_at)"
+                " VALUES (?,?,?,?)",
+                (release_id, holder, reason, utc_now()),
+            )
 
     def list(self) -> list[Release]:
         with self.meta.read() as con:
@@ -131,6 +146,8 @@ class ReleaseStore:
             target = _load(tx, release_id)
             if target is None:
                 raise UnknownRelease(f"unknown release {release_id!r}")
+            if target.collected_at:
+                raise ReleaseCollected(f"release {release_id!r} was garbage-collected")
             current = _current_id(tx)
             base = _entries(tx, current) if current else {}
             changed = tuple(
@@ -194,4 +211,5 @@ def _load(con: sqlite3.Connection, release_id: str) -> Release | None:
         manifest=_entries(con, release_id),
         gate_summary=json.loads(row["gate_summary_json"] or "{}"),
         run_id=row["run_id"],
+        collected_at=row["collected_at"],
     )

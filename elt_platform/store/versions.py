@@ -198,6 +198,25 @@ class VersionStore:
             raise UnknownVersion(f"no version {version_id!r} of asset {asset!r}")
         return _version_from_row(row, reused)
 
+    def record(self, asset: str, version_id: str) -> dict:
+        """Provenance of a version: run, code version, input versions and parameters."""
+        with self.meta.read() as con:
+            row = con.execute(
+                "SELECT environment, run_id, code_version, inputs_json, params_json, created_at"
+                " FROM versions WHERE asset = ? AND version_id = ?",
+                (asset, version_id),
+            ).fetchone()
+        if row is None:
+            raise UnknownVersion(f"no version {version_id!r} of asset {asset!r}")
+        return {
+            "environment": row["environment"],
+            "run_id": row["run_id"],
+            "code_version": row["code_version"],
+            "inputs": json.loads(row["inputs_json"] or "{}"),
+            "params": json.loads(row["params_json"] or "{}"),
+            "created_at": row["created_at"],
+        }
+
     def list(self, asset: str | None = None) -> list[Version]:
         sql, args = "SELECT * FROM versions", ()
         if asset is not None:

@@ -106,9 +106,31 @@ class Warehouse:
                     f"{source_environment!r} has no version of {', '.join(missing)}"
                 )
             source = {a: source[a] for a in assets}
+        return self.publish_versions(
+            source,
+            source_environment=source_environment,
+            triggered_by=triggered_by,
+            code_version=code_version,
+            gate_summary=gate_summary,
+            run_id=run_id,
+            before_commit=before_commit,
+        )
+
+    def publish_versions(
+        self,
+        candidate: dict[str, str],
+        *,
+        source_environment: str,
+        triggered_by: str,
+        code_version: str | None = None,
+        gate_summary: dict | None = None,
+        run_id: str | None = None,
+        before_commit: Callable[[str], None] | None = None,
+    ) -> PublishResult:
+        """Publish explicit asset -> version pointers over prod as one release (ledgered)."""
         self.authorize("write", PROD)
         result = self.releases.publish(
-            source,
+            candidate,
             source_environment=source_environment,
             triggered_by=triggered_by,
             code_version=code_version,

@@ -101,3 +101,15 @@ def test_kill_9_mid_promotion_leaves_old_or_new_release_never_a_mix(tmp_path, po
     assert wh.releases.current().manifest == new_manifest
     assert _prod_view_rows(wh.catalogs.path(PROD))["main.m"] == 102
     assert result.release.release_id == wh.releases.current().release_id
+
+
+def test_volume_gate_fails_a_sudden_drop_and_respects_configured_tolerance():
+    from elt_platform.checks.volume import check_volume
+    from elt_platform.contracts.model import Volume
+
+    assert not check_volume(500, 1_000, Volume(max_drop=0.3)).passed  # 50 % drop
+    assert check_volume(800, 1_000, Volume(max_drop=0.3)).passed
+    assert check_volume(500, 1_000, Volume(max_drop=0.6)).passed  # configured per asset
+    assert not check_volume(3_000, 1_000, Volume(max_drop=0.3, max_growth=1.0)).passed
+    assert check_volume(10, None, Volume()).passed  # nothing in prod yet
+    assert "fell 50%" in check_volume(500, 1_000, Volume()).description

@@ -4,11 +4,16 @@ of a subset takes its downstream, GC never deletes a referenced version."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import timedelta
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
+from elt_platform.demo_api import serving_demo_api
 from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import ReleaseCollected
 from elt_platform.promotion.gc import collect_garbage
@@ -28,11 +33,19 @@ def promo(tmp_path_factory):
     """An installation with release 1 (2,000 orders) promoted by the sensor."""
     root = tmp_path_factory.mktemp("promo")
     sources = {}
-    for rows in (2_000, 2_400, 1_000):
-        sources[rows] = root / f"sources_{rows}"
-        ensure_synthetic_sources(sources[rows], rows=rows, seed=11)
+    sources[2_000] = root / "sources"
+    ensure_synthetic_sources(sources[2_000], rows=2_000, seed=11)
+    # New data arriving: the same landing folder plus a file of 200 new (cancelled) orders.
+    sources["more"] = root / "sources_more"
+    shutil.copytree(sources[2_000], sources["more"])
+    first_file = sorted((sources["more"] / "orders").glob("orders-0*.parquet"))[0]
+    extra = pq.read_table(first_file).slice(0, 200)
+    extra = extra.set_column(0, "order_id", pc.add(extra["order_id"], 1_000_000))
+    status = extra.schema.get_field_index("status")
+    extra = extra.set_column(status, "status", pa.array(["cancelled"] * 200))
+    pq.write_table(extra, sources["more"] / "orders" / "orders-extra-00000.parquet")
     settings = make_settings(root / "home", ELT_SOURCES_DIR=str(sources[2_000]))
-    outcome = build_environment(settings, STAGING)
+    outcome = _build(settings)
     assert outcome.success, outcome.error
     first = promote_via_sensor(settings, actor="test")
     assert first.requested and first.success, first.reason
@@ -41,6 +54,12 @@ def promo(tmp_path_factory):
 
 def _with_sources(settings, path):
     return dataclasses.replace(settings, sources_dir=path)
+
+
+def _build(settings):
+    """Build staging from `settings.sources_dir`, with the demo payments API serving it."""
+    with serving_demo_api(settings.sources_dir):
+        return build_environment(settings, STAGING)
 
 
 def test_sensor_promotes_a_release_whose_gates_passed(promo):
@@ -66,28 +85,35 @@ def test_sensor_promotes_a_release_whose_gates_passed(promo):
     assert not again.requested and "prod already serves" in again.reason
 
 
-def test_a_failing_gate_blocks_promotion_and_says_why(promo):
+def test_a_failing_gate_blocks_promotion_and_says_why(promo, tmp_path):
     settings, sources, first = promo
-    half = _with_sources(settings, sources[1_000])  # a sudden 50 % drop in orders
-    outcome = build_environment(half, STAGING)
+    bad_dir = tmp_path / "bad_sources"
+    shutil.copytree(sources[2_000], bad_dir)
+    csv = bad_dir / "products" / "products.csv"
+    header, first_row, *rest = csv.read_text().splitlines()
+    fields = first_row.split(",")
+    fields[-1] = "-5.00"  # a negative list price violates the raw/products contract (min 0.01)
+    csv.write_text("\n".join([header, ",".join(fields), *rest]) + "\n")
+    bad = _with_sources(settings, bad_dir)
+    outcome = _build(bad)
     wh = open_warehouse(settings)
     try:
-        failed = {c for a in outcome.assets.values() for c in a.failed_checks}
-        assert "volume" in failed
-        blocked = promote_via_sensor(half)
+        assert "contract" in outcome.assets["raw/products"].failed_checks
+        blocked = promote_via_sensor(bad)
         assert not blocked.requested
         assert "promotion blocked" in blocked.reason
-        assert "orders: check volume failed" in blocked.reason
-        assert "fell 50%" in blocked.reason
+        assert "raw/products: check contract failed" in blocked.reason
+        assert "1 rows violate contract raw/products" in blocked.reason  # the failing-rows detail
         assert wh.releases.current().release_id == first.release_id
+        assert wh.environments.pointers(PROD) == wh.releases.get(first.release_id).manifest
     finally:  # restore staging for the following tests
-        assert build_environment(settings, STAGING).success
+        assert _build(settings).success
 
 
 def test_rollback_of_a_subset_also_rolls_back_its_downstream(promo):
     settings, sources, first = promo
-    bigger = _with_sources(settings, sources[2_400])
-    assert build_environment(bigger, STAGING).success
+    bigger = _with_sources(settings, sources["more"])
+    assert _build(bigger).success
     second = promote_via_sensor(bigger)
     assert second.success, second.reason
     wh = open_warehouse(settings)
