@@ -31,7 +31,7 @@ class EnvironmentExists(EltError):
 
 
 class WriteNotAllowed(EltError):
-    hint = "build in `staging` or a sandbox; prod changes only through `elt publish`"
+    hint = "build in `staging` or a sandbox; prod changes only through `elt promote`"
 
 
 class EnvironmentBusy(EltError):

@@ -90,7 +90,7 @@ def create_sandbox(
     if release is None:
         raise UnknownRelease(
             "no release has been published yet, so there is nothing to create a sandbox from",
-            hint="publish one first (`elt demo` or `elt build staging` then `elt publish`)",
+            hint="promote one first (`elt demo`, or `elt build staging` then `elt promote`)",
         )
     overrides = {"flags": dict(flags or {}), "vars": dict(vars or {})}
     config = environment_config(valid, overrides)
