@@ -112,7 +112,9 @@ def diff_relations(
     if usable_key:
         _diff_on_key(con, result, left_sql, right_sql, common, retyped, examples)
         if result.mode == "rows":
-            result.notes.append(f"key ({', '.join(key)}) is not unique; compared whole rows")
+            result.notes.append(
+                f"key ({', '.join(key)}) is not unique or has NULLs; compared whole rows"
+            )
     else:
         result.mode = "rows"
     if result.mode == "rows":
@@ -123,39 +125,41 @@ def diff_relations(
 
 def _diff_on_key(con, result: TableDiff, left_sql, right_sql, common, retyped, examples) -> None:
     """One aggregate over the full outer join of (key, per-column hashes): counts, per-column
-    counts and the smallest example keys of each kind, without materializing anything."""
+    counts and the smallest example keys of each kind, without materializing anything.
+
+    A side is absent when its first key column is NULL; a comparison with an absent side is NULL,
+    so `l.h <> r.h` filters select changed matched rows only. (NULL keys never match: they break
+    the row accounting below and the diff falls back to comparing whole rows.)"""
     key = result.key
     values = [c for c in common if c not in key]
 
     def side(sql: str) -> str:
         cols = [f"{_cmp(k, retyped)} AS {quote_ident(k)}" for k in key]
         cols += [f"hash({_cmp(c, retyped)}) AS __h{i}" for i, c in enumerate(values)]
-        return f"SELECT {', '.join(cols)}, true AS __p FROM ({sql})"
+        return f"SELECT {', '.join(cols)} FROM ({sql})"
+
+    def key_of(alias: str) -> str:  # a single key column as is: a struct per row costs more
+        if len(key) == 1:
+            return f"{alias}.{quote_ident(key[0])}"
+        return "struct_pack(" + ", ".join(
+            f"{quote_ident(k)} := {alias}.{quote_ident(k)}" for k in key
+        ) + ")"  # fmt: skip
 
     on = " AND ".join(f"l.{quote_ident(k)} = r.{quote_ident(k)}" for k in key)
-    both = "l.__p AND r.__p"
+    absent_l, absent_r = (f"{a}.{quote_ident(key[0])} IS NULL" for a in ("l", "r"))
     column_differs = [f"l.__h{i} <> r.__h{i}" for i in range(len(values))]
     any_differs = " OR ".join(column_differs) or "false"
-    # A single key column is collected as is (a struct per row costs more than the join).
-    key_value = (
-        f"coalesce(l.{quote_ident(key[0])}, r.{quote_ident(key[0])})"
-        if len(key) == 1
-        else "struct_pack("
-        + ", ".join(
-            f"{quote_ident(k)} := coalesce(l.{quote_ident(k)}, r.{quote_ident(k)})" for k in key
-        )
-        + ")"
-    )
     n = max(examples, 1)
-    per_column = "".join(f", count(*) FILTER (WHERE {both} AND {d})" for d in column_differs)
+    per_column = "".join(f", count(*) FILTER (WHERE {d})" for d in column_differs)
     row = con.execute(
-        f"SELECT count(*) FILTER (WHERE l.__p IS NULL), count(*) FILTER (WHERE r.__p IS NULL),"
-        f" count(*) FILTER (WHERE {both}), count(*) FILTER (WHERE {both} AND ({any_differs})),"
-        f" min({key_value}, {n}) FILTER (WHERE l.__p IS NULL),"
-        f" min({key_value}, {n}) FILTER (WHERE r.__p IS NULL),"
-        f" min({key_value}, {n}) FILTER (WHERE {both} AND ({any_differs}))"
+        f"SELECT count(*) FILTER (WHERE {absent_l}), count(*) FILTER (WHERE {absent_r}),"
+        f" count(*), count(*) FILTER (WHERE {any_differs}),"
+        f" min({key_of('r')}, {n}) FILTER (WHERE {absent_l}),"
+        f" min({key_of('l')}, {n}) FILTER (WHERE {absent_r}),"
+        f" min({key_of('l')}, {n}) FILTER (WHERE {any_differs})"
         f"{per_column} FROM ({side(left_sql)}) l FULL OUTER JOIN ({side(right_sql)}) r ON {on}"
     ).fetchone()
+    row = (row[0], row[1], row[2] - row[0] - row[1], *row[3:])  # total pairs -> matched pairs
     added, removed, matched, changed = (int(v) for v in row[:4])
     result.rows_left = _count(con, left_sql)
     result.rows_right = _count(con, right_sql)

@@ -113,3 +113,11 @@ def test_diff_between_a_release_and_a_sandbox_over_stored_versions(tmp_path):
     with pytest.raises(UnknownAsset):
         diff_sides(wh, resolve_side(wh, "prod"), resolve_side(wh, "exp"), keys={},
                    assets=["nope"])  # fmt: skip
+
+
+def test_null_keys_cannot_be_matched_and_fall_back_to_whole_rows(con):
+    left = "SELECT * FROM (VALUES (1, 'a'), (NULL, 'b')) t(id, v)"
+    right = "SELECT * FROM (VALUES (1, 'a'), (NULL, 'b'), (2, 'c')) t(id, v)"
+    result = diff_relations(con, "t", left, right, key=["id"])
+    assert result.mode == "rows" and "NULLs" in result.notes[0]
+    assert (result.added, result.removed) == (1, 0)
