@@ -30,7 +30,12 @@ def test_two_environments_build_concurrently_in_separate_processes(platform_home
         assert proc.returncode == 0, out
         assert "lock" not in out.lower(), out
     sandbox = wh.environments.pointers("concurrent_a")
-    assert sandbox and sandbox == wh.environments.pointers(STAGING)  # same sources, same versions
+    staging = wh.environments.pointers(STAGING)
+    assert set(sandbox) == set(staging)  # every asset built in both environments
+    # Same sources give the same raw versions (models differ: sandboxes compute on masked PII).
+    assert {a: v for a, v in sandbox.items() if a.startswith("raw/")} == {
+        a: v for a, v in staging.items() if a.startswith("raw/")
+    }
 
 
 def test_a_second_writer_of_the_same_environment_fails_fast_and_changes_nothing(platform_home):

@@ -10,7 +10,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
-from elt_platform.contracts.model import Contract
+from elt_platform.contracts.model import Contract, DriftPolicy
 from elt_platform.store.versions import Version
 
 _SIMPLE = {
@@ -58,7 +58,9 @@ def pandera_schema(contract: Contract) -> pa.DataFrameSchema:
         columns[col.name] = pa.Column(
             polars_type(col.type), checks=checks, nullable=col.nullable, unique=c.unique
         )
-    return pa.DataFrameSchema(columns, strict=True, name=contract.dataset)
+    # Under `evolve` the source may add columns (recorded as drift); otherwise the set is frozen.
+    strict = contract.drift_policy is not DriftPolicy.EVOLVE
+    return pa.DataFrameSchema(columns, strict=strict, name=contract.dataset)
 
 
 def read_version(version: Version) -> pl.DataFrame:

@@ -37,6 +37,11 @@ def _register() -> None:
     from elt_platform.cli import contracts
 
     app.add_typer(contracts.app, name="contracts", help="Data contracts: check and diff.")
+    from elt_platform.cli import quarantine
+
+    app.add_typer(
+        quarantine.app, name="quarantine", help="Rows diverted at ingestion: list/show/replay."
+    )
     from elt_platform.cli import audit
 
     app.add_typer(audit.app, name="audit", help="Verify and read the audit ledger.")

@@ -52,6 +52,7 @@ def build_source_asset(
                 sources_dir=sources_dir,
                 run_id=context.run_id,
                 log=context.log,
+                contract=contract,
             )
         except SourceUnavailable as exc:
             if context.retry_number < source.retries.max_retries:
@@ -93,8 +94,19 @@ def extraction_metadata(result: LoadResult) -> dict[str, object]:
         "parts_reused": merge.parts_reused,
         "parts_rewritten": merge.parts_rewritten,
     }
+    ingest = {}
+    if result.ingest is not None:
+        split = result.ingest.split
+        ingest = {
+            "drift": result.ingest.drift.describe(),
+            "drift_action": result.ingest.decision.action,
+            "rows_quarantined": dg.MetadataValue.int(split.quarantined if split else 0),
+        }
+        if split is not None and split.reasons:
+            ingest["quarantine_reasons"] = dg.MetadataValue.json(split.reasons)
     return {
         **version_metadata(result.version, result.environment),
+        **ingest,
         **{k: dg.MetadataValue.int(int(v)) for k, v in numbers.items()},
         **{k: dg.MetadataValue.float(float(v)) for k, v in batch.counters.items()},
         "duration_seconds": dg.MetadataValue.float(round(result.seconds, 3)),

@@ -18,6 +18,8 @@ from elt_platform.connectors.base import Batch, Connector, ExtractContext
 from elt_platform.connectors.config import SourceConfig
 from elt_platform.connectors.merge import MergeStats, first_line, merge_batch
 from elt_platform.connectors.state import ConnectorStateStore, SourceState, current_state
+from elt_platform.contracts.ingest import IngestOutcome, apply_contract
+from elt_platform.contracts.model import Contract
 from elt_platform.errors import SourceDataError
 from elt_platform.store.versions import Version, sql_literal
 from elt_platform.store.warehouse import Warehouse
@@ -48,6 +50,7 @@ class LoadResult:
     merge: MergeStats
     rows_read: int
     seconds: float
+    ingest: IngestOutcome | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -63,6 +66,7 @@ def load_source(
     sources_dir: Path,
     run_id: str,
     log: logging.Logger | None = None,
+    contract: Contract | None = None,
 ) -> LoadResult:
     """Extract what is new for `environment`, commit it as a version and point the env at it."""
     started = time.perf_counter()
@@ -72,6 +76,7 @@ def load_source(
     work_dir = wh.versions.new_pending_dir()
     con = duckdb.connect()
     batch: Batch | None = None
+    ingest: IngestOutcome | None = None
     try:
         con.execute("SET preserve_insertion_order = false")  # row order is not content
         con.execute("SET enable_progress_bar = false")
@@ -91,16 +96,26 @@ def load_source(
             if batch.parts
             else 0
         )
+        parts = batch.parts
+        if contract is not None:
+            ingest = apply_contract(
+                con, wh, source.name, contract, batch.parts,
+                environment=environment, run_id=run_id, work_dir=work_dir,
+            )  # fmt: skip
+            parts = ingest.parts
         version, merged = merge_batch(
             con,
             wh.versions,
             asset,
             source.name,
             previous,
-            batch.parts,
+            parts,
             source.primary_key,
             full_refresh=batch.full_refresh,
             work_dir=work_dir,
+            allow_additive=ingest is not None
+            and ingest.decision.action == "accept"
+            and ingest.drift.drifted,
             record={
                 "environment": environment,
                 "run_id": run_id,
@@ -125,7 +140,10 @@ def load_source(
     finally:
         con.close()
         shutil.rmtree(work_dir, ignore_errors=True)
-    wh.commit_pointers(environment, {asset: version}, run_id=run_id)
+    committed = {asset: version}
+    if ingest is not None and ingest.quarantine is not None:
+        committed[ingest.quarantine.asset] = ingest.quarantine  # visible together with the data
+    wh.commit_pointers(environment, committed, run_id=run_id)
     return LoadResult(
         source=source.name,
         environment=environment,
@@ -134,5 +152,6 @@ def load_source(
         batch=batch,
         merge=merged,
         rows_read=int(rows_read),
+        ingest=ingest,
         seconds=time.perf_counter() - started,
     )

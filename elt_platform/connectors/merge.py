@@ -50,8 +50,13 @@ def merge_batch(
     full_refresh: bool,
     work_dir: Path,
     record: dict,
+    allow_additive: bool = False,
 ) -> tuple[Version, MergeStats]:
-    """Commit the version `previous + parts` (or `parts` alone for a full refresh)."""
+    """Commit the version `previous + parts` (or `parts` alone for a full refresh).
+
+    With `allow_additive` (a contract under `evolve` accepted the drift), parts may bring new
+    columns: the table is then rewritten once with them (NULL for older rows).
+    """
     base = None if full_refresh else previous
     old_parts = store.part_files(base) if base else []
     if not parts:
@@ -60,8 +65,16 @@ def merge_batch(
         version = store.commit_parts(con, asset, [], old_parts, **record)
         return version, MergeStats(parts_reused=len(old_parts))
     expected = base.schema if base else _schema(con, source, parts[0])
-    for part in parts:
-        _check_schema(source, part, _schema(con, source, part), expected)
+    schemas = [_schema(con, source, part) for part in parts]
+    widened = any(sch != expected for sch in schemas) and all(
+        set(expected) <= set(sch) for sch in schemas
+    )
+    if allow_additive and widened:
+        return _rewrite_evolved(
+            con, store, asset, parts, old_parts, primary_key, work_dir, record
+        )
+    for part, actual in zip(parts, schemas, strict=True):
+        _check_schema(source, part, actual, expected)
     names = [c for c, _ in expected]
     missing_key = [c for c in primary_key if c not in names]
     if missing_key:
@@ -195,6 +208,37 @@ def _truncate(con: duckdb.DuckDBPyConnection, path: Path, work_dir: Path) -> Non
         f" TO {sql_literal(str(tmp))} ({PART_COPY_OPTIONS})"
     )
     tmp.replace(path)
+
+
+def _rewrite_evolved(
+    con: duckdb.DuckDBPyConnection,
+    store: VersionStore,
+    asset: str,
+    parts: Sequence[SourcePart],
+    old_parts: list[Path],
+    primary_key: Sequence[str],
+    work_dir: Path,
+    record: dict,
+) -> tuple[Version, MergeStats]:
+    """One new part holding old and new rows under the widened column set; later rows win."""
+    paths = [*old_parts, *(p.path for p in parts)]
+    order = " ".join(f"WHEN {sql_literal(str(p))} THEN {i}" for i, p in enumerate(paths))
+    scan = f"read_parquet({_listing(paths)}, union_by_name = true, filename = true)"
+    ranked = f"SELECT *, CASE filename {order} END AS _elt_order FROM {scan}"
+    if primary_key:
+        key = ", ".join(quote_ident(c) for c in primary_key)
+        ranked = (
+            f"SELECT * FROM ({ranked}) QUALIFY row_number() OVER "
+            f"(PARTITION BY {key} ORDER BY _elt_order DESC) = 1"
+        )
+    target = work_dir / "evolved.parquet"
+    con.execute(
+        f"COPY (SELECT * EXCLUDE (filename, _elt_order) FROM ({ranked})) "
+        f"TO {sql_literal(str(target))} ({PART_COPY_OPTIONS})"
+    )
+    rows = _count(con, [target])  # before commit_parts moves the file into the store
+    version = store.commit_parts(con, asset, [target], [], **record)
+    return version, MergeStats(rows_added=rows, parts_rewritten=len(old_parts))
 
 
 def _listing(paths: Sequence[Path]) -> str:

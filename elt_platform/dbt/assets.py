@@ -50,7 +50,6 @@ def build_dbt_assets(
         can_subset=True,
         partitions_def=environment_partitions,
         op_tags={DAGSTER_DBT_SELECT_METADATA_KEY: "fqn:*"},
-        retry_policy=dg.RetryPolicy(max_retries=0),
         allow_arbitrary_check_specs=True,
     )
     def dbt_models(

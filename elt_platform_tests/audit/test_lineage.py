@@ -73,7 +73,7 @@ def test_pii_propagates_to_derived_columns_and_raw_columns_map_to_source_fields(
     assert ColumnRef("raw/customers", "email") in graph.pii_sources(email)
     assert graph.pii_sources(ColumnRef("customers", "lifetime_value")) == []
     field = graph.source_fields[ColumnRef("raw/customers", "email")]
-    assert (field.source, field.connector, field.field) == ("customers", "files", "email")
+    assert (field.source, field.connector, field.field) == ("customers", "sql", "email")
     downstream = graph.downstream_columns(ColumnRef("raw/customers", "email"))
     assert {str(r) for r in downstream} == {"stg_customers.email", "customers.email"}
 
@@ -143,7 +143,7 @@ def test_rename_star_expansion_and_pii_derived_hash_on_a_small_project():
 def test_lineage_cli_prints_upstream_to_the_source_field(platform_home):
     proc = run_cli(platform_home, "lineage", "customers.email", "--upstream", check=True)
     assert "raw/customers.email" in proc.stdout
-    assert "source customers (files:" in proc.stdout
+    assert "source customers (sql:" in proc.stdout
     assert "PII" in proc.stdout
     bad = run_cli(platform_home, "lineage", "customers.nope")
     assert bad.returncode == 2 and bad.stderr.startswith("error: asset 'customers' has no column")
