@@ -7,6 +7,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,18 @@ class CreatedSandbox:
 def pii_columns(settings: Settings) -> PiiColumns | None:
     """The PII declarations of the configured dbt project, from its prepared manifest (None if no
     manifest has been prepared yet; creation never runs `dbt parse`)."""
-    from elt_platform.dbt.project import load_dbt_project
-
-    manifest = load_dbt_project(settings).manifest_path
-    if not manifest.exists():
+    manifest = settings.dbt_project_dir / "target" / "manifest.json"
+    try:
+        stamp = manifest.stat().st_mtime_ns
+    except FileNotFoundError:
         return None
-    return pii_columns_from_manifest(json.loads(manifest.read_text()))
+    return _pii_columns_cached(str(manifest), stamp)
+
+
+@lru_cache(maxsize=4)
+def _pii_columns_cached(path: str, stamp: int) -> PiiColumns:
+    # Keyed by modification time: a long-running process (the daemon) re-reads a new manifest.
+    return pii_columns_from_manifest(json.loads(Path(path).read_text()))
 
 
 def source_seed(settings: Settings) -> int | None:

@@ -178,6 +178,8 @@ def finish_dbt_run(
         return extra
     _remember_lineage(context, wh, setup, new_versions)
     keys = model_keys(manifest)
+    # A fresh relation: it must see the versions just committed as already masked.
+    relation_sql = sandbox_relation_sql(wh.meta)
     diffs: dict[str, dict[str, Any]] = {}
     con = duckdb.connect()
     try:
@@ -191,8 +193,8 @@ def finish_dbt_run(
             else:
                 base = wh.versions.get(asset, base_id)
                 result = diff_relations(
-                    con, asset, setup.relation_sql(asset, base),
-                    setup.relation_sql(asset, version), key=keys.get(asset),
+                    con, asset, relation_sql(asset, base), relation_sql(asset, version),
+                    key=keys.get(asset),
                     left_version=base_id, right_version=version.version_id,
                 )  # fmt: skip
                 diffs[asset] = result.summary()

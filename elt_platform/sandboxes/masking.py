@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from elt_platform.sandboxes.pii import AUTO, PiiColumns, load_policy, masked_at_rest
+from elt_platform.sandboxes.pii import AUTO, PiiColumns, load_policy, masked_versions
 from elt_platform.store.catalog import quote_ident
 from elt_platform.store.metadata import MetadataStore
 from elt_platform.store.versions import Version, sql_literal
@@ -156,9 +156,16 @@ def masked_select(scan_sql: str, schema: tuple[tuple[str, str], ...], rules: Map
 def masking_relation_sql(meta: MetadataStore, policy: PiiColumns, key: MaskingKey) -> RelationSql:
     """Relation SQL for a sandbox: masked, except versions already computed from masked inputs."""
 
+    already_masked: set[tuple[str, str]] | None = None
+
     def relation(asset: str, version: Version) -> str:
+        nonlocal already_masked
         rules = policy.get(asset)
-        if not rules or masked_at_rest(meta, asset, version.version_id):
+        if not rules:
+            return f"SELECT * FROM {version.scan_sql}"
+        if already_masked is None:  # one query for a whole catalog, on first need
+            already_masked = masked_versions(meta)
+        if (asset, version.version_id) in already_masked:
             return f"SELECT * FROM {version.scan_sql}"
         return masked_select(version.scan_sql, version.schema, rules, key.salt)
 

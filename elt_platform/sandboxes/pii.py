@@ -105,3 +105,13 @@ def masked_at_rest(meta: MetadataStore, asset: str, version_id: str) -> bool:
             (asset, version_id),
         ).fetchone()
     return bool(row) and bool(json.loads(row[0] or "{}").get(MASKED_PARAM))
+
+
+def masked_versions(meta: MetadataStore) -> set[tuple[str, str]]:
+    """(asset, version_id) of every version computed from masked inputs, in one query."""
+    with meta.read() as con:
+        rows = con.execute(
+            "SELECT asset, version_id FROM versions"
+            f" WHERE json_extract(params_json, '$.{MASKED_PARAM}') = 1"
+        ).fetchall()
+    return {(r[0], r[1]) for r in rows}

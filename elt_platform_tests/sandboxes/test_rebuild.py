@@ -115,6 +115,11 @@ def test_flags_and_vars_reach_dbt_and_show_in_tags_metadata_and_versions(sandbox
     assert metadata["environment_config"].value["vars"] == {"bulk_threshold": 8}
     assert metadata["rebuild_reason"].value == "code changed"
     assert metadata["diff_vs_release"].value["schema_added"] == ["is_bulk_order"]
+    # customers was recomputed on masked inputs; compared masked-to-masked it has not changed
+    customers = instance.get_latest_materialization_event(dg.AssetKey("customers"))
+    assert customers.run_id == event.run_id
+    summary = customers.asset_materialization.metadata["diff_vs_release"].value
+    assert (summary["added"], summary["removed"], summary["changed"]) == (0, 0, 0)
 
 
 def test_sandbox_models_compute_on_masked_inputs(sandbox_home, edited):
