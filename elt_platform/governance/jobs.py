@@ -16,7 +16,7 @@ RETENTION_IDENTITY = {USER_TAG: "schedule:retention", ROLE_TAG: "steward"}
 def build_governance_jobs(settings: Settings) -> list[dg.JobDefinition]:
     contracts_dir = settings.contracts_dir
 
-    @dg.op(name="enforce_retention", tags={"kind": "retention"}, out={})
+    @dg.op(name="delete_expired_rows", tags={"kind": "retention"}, out={})
     def enforce(context: dg.OpExecutionContext, warehouse: WarehouseResource):
         """Delete rows older than each asset's retention from every version still held."""
         report = enforce_retention(warehouse.warehouse, contracts_for(contracts_dir))

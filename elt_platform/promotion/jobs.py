@@ -187,7 +187,7 @@ def build_promotion_jobs(platform: PlatformView) -> list[dg.JobDefinition]:
     def _rollback():
         rollback()
 
-    @dg.op(name="collect_garbage", tags={"kind": "gc"}, out={})
+    @dg.op(name="collect_unreferenced", tags={"kind": "gc"}, out={})
     def collect(context: dg.OpExecutionContext, warehouse: WarehouseResource):
         """Keep the newest releases and every held one; delete versions nothing references."""
         policy = load_policy()
