@@ -33,8 +33,10 @@ test: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/elt dev --port $(PORT)
 
+DEV_PID := $(or $(ELT_HOME),.elt)/dev.pid
+
 dev-stop:
-	@if [ -f .elt/dev.pid ]; then kill -INT $$(cat .elt/dev.pid) && echo "stopped"; else echo "not running"; fi
+	@if [ -f $(DEV_PID) ]; then kill -INT $$(cat $(DEV_PID)) && echo "stopping (pid $$(cat $(DEV_PID)))"; else echo "not running"; fi
 
 docs: $(STAMP)
 	$(BIN)/elt docs build
