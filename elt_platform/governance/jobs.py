@@ -21,9 +21,9 @@ def build_governance_jobs(settings: Settings) -> list[dg.JobDefinition]:
         """Delete rows older than each asset's retention from every version still held."""
         report = enforce_retention(warehouse.warehouse, contracts_for(contracts_dir))
         context.log.info(
-            f"removed {report.rows_removed} expired rows; rewrote "
-            f"{sum(1 for r in report.rewrites if r.new_version)} versions, deleted "
-            f"{len(report.rewrites)} (ledger entry {report.ledger_seq or '-'})"
+            f"removed {report.rows_removed} expired rows from {len(report.rewrites)} versions "
+            f"({sum(1 for r in report.rewrites if r.new_version)} rewritten, the rest "
+            f"unreferenced and deleted; ledger entry {report.ledger_seq or '-'})"
         )
         for asset, why in sorted(report.skipped.items()):
             context.log.info(f"{asset}: not enforced ({why})")
