@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from elt_platform.bench.bare_duckdb import run_bare_pipeline
+from elt_platform.demo_api import serving_demo_api
 from elt_platform.environments import STAGING
 from elt_platform.runtime import build_environment, promote_via_sensor
 from elt_platform.settings import load_settings
@@ -24,14 +25,15 @@ def run(results_dir: Path, rows: int = 1_000_000) -> list[dict]:
     )  # fmt: skip
     ensure_synthetic_sources(settings.sources_dir, rows=rows, seed=42)
 
-    started = time.perf_counter()
-    outcome = build_environment(settings, STAGING)
-    build_s = time.perf_counter() - started
-    if not outcome.success:
-        raise RuntimeError(f"benchmark build failed: {outcome.error}")
-    started = time.perf_counter()
-    promotion = promote_via_sensor(settings)
-    promote_s = time.perf_counter() - started
+    with serving_demo_api(settings.sources_dir):  # payments come from the local HTTP API
+        started = time.perf_counter()
+        outcome = build_environment(settings, STAGING)
+        build_s = time.perf_counter() - started
+        if not outcome.success:
+            raise RuntimeError(f"benchmark build failed: {outcome.error}")
+        started = time.perf_counter()
+        promotion = promote_via_sensor(settings)
+        promote_s = time.perf_counter() - started
     if not promotion.success:
         raise RuntimeError(f"benchmark promotion failed: {promotion.reason}")
     platform_s = build_s + promote_s
@@ -43,8 +45,8 @@ def run(results_dir: Path, rows: int = 1_000_000) -> list[dict]:
     return [
         {"name": "pipeline", "metric": f"build+promote@{rows:,}", "value": round(platform_s, 2),
          "unit": "s", "baseline": round(bare_s, 2), "ratio": round(platform_s / bare_s, 2),
-         "notes": "ratio = platform time / bare DuckDB script (same SQL, one process, no "
-                  "versions, checks or audit); lower is better"},
+         "notes": "ratio = platform time / bare DuckDB script (same SQL from landing files, one "
+                  "process; no SQLite/HTTP extraction, versions, checks, audit); lower = better"},
         {"name": "pipeline", "metric": f"staging_build@{rows:,}", "value": round(build_s, 2),
          "unit": "s", "baseline": round(bare_s, 2), "ratio": round(build_s / bare_s, 2),
          "notes": "extract + dbt build + version export + gates"},
