@@ -104,6 +104,17 @@ def build_environment(
     return summarize_run(result, env.name)
 
 
+def _root_message(error) -> str:
+    """The first line of the innermost cause (Dagster wraps user errors in its own)."""
+    while getattr(error, "cause", None) is not None and (
+        "DagsterExecutionStepExecutionError" in (error.cls_name or "")
+        or error.message.startswith("dagster._core.errors.DagsterExecutionStepExecutionError")
+    ):
+        error = error.cause
+    lines = [line for line in error.message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else error.cls_name or "failed"
+
+
 def summarize_run(result: dg.ExecuteInProcessResult, environment: str) -> BuildOutcome:
     assets: dict[str, AssetOutcome] = {}
     for mat in result.get_asset_materialization_events():
@@ -132,7 +143,7 @@ def summarize_run(result: dg.ExecuteInProcessResult, environment: str) -> BuildO
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
         if failures:
-            error = failures[0].event_specific_data.error.message.strip().splitlines()[0]
+            error = _root_message(failures[0].event_specific_data.error)
     return BuildOutcome(environment, result.run_id, result.success, assets, error)
 
 
