@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,18 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """The parsed YAML file (empty when it does not exist), validated in shape."""
-    if not path.exists():
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
         return {}
+    return _load_config_file(str(path), stamp)
+
+
+@lru_cache(maxsize=8)
+def _load_config_file(name: str, stamp: int) -> dict[str, Any]:
+    # Cached by modification time (treat the result as read-only): long-lived processes such as
+    # the daemon see edits, and sandbox creation does not re-parse YAML every time.
+    path = Path(name)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

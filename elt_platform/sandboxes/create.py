@@ -105,30 +105,45 @@ def create_sandbox(
     if policy is not None:
         save_policy(wh.meta, policy)
 
-    def ledger(tx) -> None:
+    experiments = ExperimentStore(wh.root, wh.meta)
+    draft = new_record(
+        settings, valid, utc_now(), owner, ttl_seconds, release.release_id, release.manifest,
+        config.as_dict(), overrides,
+    )  # fmt: skip
+    started_record: dict[str, Any] = {}
+
+    def in_same_transaction(tx) -> None:
+        # The sandbox, its audit entry and its experiment record commit together or not at all.
         wh.ledger.append(
             LedgerKind.SANDBOX_CREATED, actor=actor, environment=valid, tx=tx,
             params={"base_release": release.release_id, "owner": owner, "ttl_seconds": ttl_seconds},
             assets=release.manifest,
         )  # fmt: skip
+        started_record.update(experiments.start(draft, tx=tx))
 
-    record = wh.environments.create_sandbox(
+    wh.environments.create_sandbox(
         valid,
         owner=owner,
         base_release=release.release_id,
         ttl_seconds=ttl_seconds,
         pointers=release.manifest,
         config=overrides,
-        on_commit=ledger,
+        on_commit=in_same_transaction,
     )
     try:
         catalog = wh.catalogs.rebuild(valid)
-        ExperimentStore(wh.root, wh.meta).start(
-            new_record(settings, record.name, record.created_at, owner, ttl_seconds,
-                       release.release_id, release.manifest, config.as_dict(), overrides)
+        experiments.write_file(started_record)
+    except BaseException as exc:
+        # Undo the creation; the ledger is append-only, so it records the undo as a drop.
+        reason = f"creation failed: {type(exc).__name__}"
+        wh.environments.drop(
+            valid,
+            on_commit=lambda tx: wh.ledger.append(
+                LedgerKind.SANDBOX_DROPPED, actor=actor, environment=valid, tx=tx,
+                params={"reason": reason},
+            ),
         )  # fmt: skip
-    except BaseException:
-        wh.environments.drop(valid)
+        experiments.discard(draft["experiment_id"], valid)
         wh.catalogs.drop(valid)
         raise
     seconds = time.perf_counter() - started

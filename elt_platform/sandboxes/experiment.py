@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,21 +47,34 @@ class ExperimentStore:
     def path(self, sandbox: str) -> Path:
         return self.dir / f"{sandbox}.json"
 
-    def start(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Store the first version of a sandbox's record (replacing none: ids are unique)."""
-        sandbox = record["sandbox"]
+    def start(self, record: dict[str, Any], tx: sqlite3.Connection | None = None) -> dict[str, Any]:
+        """Insert the first version of a sandbox's record (in `tx` when given, so it commits with
+        the sandbox itself); call `write_file` once that transaction has committed."""
         record = {**record, "status": ACTIVE, "updated_at": record["created_at"]}
-        with self.meta.transaction() as tx:
-            tx.execute(
-                "INSERT INTO experiments (experiment_id, sandbox, status, created_at, updated_at,"
-                " path, record_json) VALUES (?,?,?,?,?,?,?)",
-                (
-                    record["experiment_id"], sandbox, ACTIVE, record["created_at"],
-                    record["created_at"], str(self.path(sandbox)), _dumps(record),
-                ),
-            )  # fmt: skip
-        _write_json(self.path(sandbox), record)
+        row = (
+            record["experiment_id"], record["sandbox"], ACTIVE, record["created_at"],
+            record["created_at"], str(self.path(record["sandbox"])), _dumps(record),
+        )  # fmt: skip
+        sql = (
+            "INSERT INTO experiments (experiment_id, sandbox, status, created_at, updated_at,"
+            " path, record_json) VALUES (?,?,?,?,?,?,?)"
+        )
+        if tx is not None:
+            tx.execute(sql, row)
+            return record
+        with self.meta.transaction() as own:
+            own.execute(sql, row)
+        self.write_file(record)
         return record
+
+    def write_file(self, record: dict[str, Any]) -> None:
+        _write_json(self.path(record["sandbox"]), record)
+
+    def discard(self, experiment_id: str, sandbox: str) -> None:
+        """Remove a record whose sandbox could not be completed (creation rolled back)."""
+        with self.meta.transaction() as tx:
+            tx.execute("DELETE FROM experiments WHERE experiment_id = ?", (experiment_id,))
+        self.path(sandbox).unlink(missing_ok=True)
 
     def get(self, sandbox: str, *, include_archived: bool = True) -> dict[str, Any]:
         """The active record of `sandbox`, else (optionally) its most recent archived one."""

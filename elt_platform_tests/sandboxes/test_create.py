@@ -171,3 +171,19 @@ def test_durations_parse_strictly():
     for bad in ["", "7", "7 d", "d7", "-1h", "1y", "0m", "1h-"]:
         with pytest.raises(InvalidDuration):
             parse_duration(bad)
+
+
+def test_a_failed_catalog_build_rolls_the_creation_back(sandbox_home):
+    wh = open_warehouse(sandbox_home)
+    blocker = wh.catalogs.path("half_made")
+    blocker.mkdir(parents=True)  # the catalog cannot be renamed into place
+    try:
+        before = _state(sandbox_home)
+        with pytest.raises(OSError):
+            create_sandbox(sandbox_home, "half_made")
+        assert _state(sandbox_home) == before
+        kinds = [e.kind for e in wh.ledger.entries(environment="half_made")]
+        assert kinds == ["sandbox.created", "sandbox.dropped"]  # the ledger is append-only
+        assert not ExperimentStore(wh.root, wh.meta).path("half_made").exists()
+    finally:
+        blocker.rmdir()
