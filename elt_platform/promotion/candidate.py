@@ -135,6 +135,13 @@ def evaluate_candidate(
                 cand.problems.append(f"{key.to_user_string()}: no owner")
             if not (node.description or "").strip():
                 cand.problems.append(f"{key.to_user_string()}: no description")
+    for name, version_id in cand.manifest.items():  # not switchable by policy
+        if wh.versions.record(name, version_id)["params"].get("pii_masked"):
+            # Sandbox outputs are computed on masked PII: never production data.
+            cand.problems.append(
+                f"{name}: version {version_id} was computed on masked data in a sandbox; "
+                "rebuild it in staging"
+            )
     if policy.require_reproducible:
         _check_reproducible(wh, instance, asset_graph, cand)
     cand.contracts = {

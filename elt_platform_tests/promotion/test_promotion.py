@@ -157,3 +157,30 @@ def test_gc_keeps_referenced_versions_and_refuses_collected_releases(promo):
         with pytest.raises(ReleaseCollected):
             rollback_via_job(settings, rid, actor="test")
         assert wh.environments.pointers(PROD) == before
+
+
+def test_versions_computed_on_masked_sandbox_data_never_reach_prod(promo):
+    import duckdb
+
+    settings, _, _ = promo
+    wh = open_warehouse(settings)
+    staging = wh.environments.pointers(STAGING)
+    source = wh.versions.get("stg_customers", staging["stg_customers"])
+    con = duckdb.connect()
+    try:  # what a sandbox build records for a model computed on masked inputs
+        version = wh.versions.write_query(
+            con, "stg_customers", f"SELECT * REPLACE ('masked' AS email) FROM {source.scan_sql}",
+            environment="masked_probe", run_id=None, code_version="x",
+            inputs={"raw/customers": staging["raw/customers"]}, params={"pii_masked": True},
+        )  # fmt: skip
+    finally:
+        con.close()
+    before = wh.releases.current().release_id
+    wh.environments.set_pointers(STAGING, {"stg_customers": version.version_id}, run_id=None)
+    try:
+        blocked = promote_via_sensor(settings)
+        assert not blocked.requested
+        assert f"stg_customers: version {version.version_id} was computed on masked data" in blocked.reason
+        assert wh.releases.current().release_id == before
+    finally:
+        wh.environments.set_pointers(STAGING, {"stg_customers": staging["stg_customers"]}, run_id=None)
