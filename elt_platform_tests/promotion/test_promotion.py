@@ -184,3 +184,42 @@ def test_versions_computed_on_masked_sandbox_data_never_reach_prod(promo):
         assert wh.releases.current().release_id == before
     finally:
         wh.environments.set_pointers(STAGING, {"stg_customers": staging["stg_customers"]}, run_id=None)
+
+
+def test_breaking_contract_change_is_blocked_then_accepted_with_a_major_bump(promo, tmp_path):
+    import yaml
+
+    from elt_platform.settings import REPO_ROOT
+
+    settings, sources, _ = promo
+    contracts = tmp_path / "contracts"
+    shutil.copytree(REPO_ROOT / "contracts", contracts)
+    newer = tmp_path / "sources_newer"  # new data, so there is something to promote
+    shutil.copytree(sources["more"], newer)
+    extra = pq.read_table(newer / "orders" / "orders-extra-00000.parquet")
+    extra = extra.set_column(0, "order_id", pc.add(extra["order_id"], 1_000_000))
+    pq.write_table(extra, newer / "orders" / "orders-extra-00001.parquet")
+    path = contracts / "raw" / "orders.yml"
+    data = yaml.safe_load(path.read_text())
+    quantity = next(c for c in data["columns"] if c["name"] == "quantity")
+    quantity["constraints"]["max"] = 100  # tightened: breaking (the data still satisfies it)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    changed = dataclasses.replace(settings, contracts_dir=contracts, sources_dir=newer)
+    assert _build(changed).success
+    wh = open_warehouse(settings)
+    before = wh.releases.current().release_id
+
+    blocked = promote_via_sensor(changed)
+    assert not blocked.requested
+    assert "raw/orders: breaking contract change without a major version bump" in blocked.reason
+    assert "max tightened" in blocked.reason
+    assert wh.releases.current().release_id == before
+
+    data["version"] = "2.0.0"
+    data["migration_note"] = "quantity above 100 is rejected from now on"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    accepted = promote_via_sensor(dataclasses.replace(changed))
+    assert accepted.requested and accepted.success, accepted.reason
+    release = wh.releases.current()
+    assert release.release_id != before
+    assert release.gate_summary["contracts"]["raw/orders"]["version"] == "2.0.0"
