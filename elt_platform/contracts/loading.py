@@ -10,19 +10,7 @@ from pydantic import ValidationError
 
 from elt_platform.contracts.model import Contract
 from elt_platform.errors import ContractError
-
-
-def _line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
-    """Map every key path in a YAML document to its 1-based line number."""
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            lines.update(_line_index(value, (*path, key.value)))
-            lines[(*path, key.value)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_line_index(item, (*path, i)))
-    return lines
+from elt_platform.yaml_lines import line_index
 
 
 def load_contract(path: Path) -> Contract:
@@ -41,7 +29,7 @@ def load_contract(path: Path) -> Contract:
     try:
         return Contract.model_validate(data)
     except ValidationError as exc:
-        lines = _line_index(node) if node is not None else {}
+        lines = line_index(node) if node is not None else {}
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)

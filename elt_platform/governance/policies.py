@@ -17,6 +17,7 @@ from elt_platform.contracts.model import Sensitivity, parse_duration
 from elt_platform.environments import CORE_ENVIRONMENTS, validate_sandbox_name
 from elt_platform.errors import EltError, PolicyError
 from elt_platform.settings import REPO_ROOT
+from elt_platform.yaml_lines import line_index
 
 POLICIES_ENV_VAR = "ELT_POLICIES"
 LEVELS = tuple(s.value for s in Sensitivity)  # public < internal < confidential < pii
@@ -245,18 +246,6 @@ def policies_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get(POLICIES_ENV_VAR) or REPO_ROOT / "policies.yaml").resolve()
 
 
-def _line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            lines.update(_line_index(value, (*path, key.value)))
-            lines[(*path, key.value)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_line_index(item, (*path, i)))
-    return lines
-
-
 def parse_policies(text: str, source: str) -> Policies:
     """Validate policy YAML; errors name the file, line and field."""
     try:
@@ -269,7 +258,7 @@ def parse_policies(text: str, source: str) -> Policies:
         raise PolicyError(f"{source}{line}: not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{source}:1: a policy file must be a mapping")
-    lines = _line_index(node) if node is not None else {}
+    lines = line_index(node) if node is not None else {}
     try:
         policies = Policies.model_validate(data)
     except ValidationError as exc:
