@@ -42,15 +42,16 @@ docs: $(STAMP)
 	$(BIN)/elt docs build
 
 bench: $(STAMP)
-	$(BIN)/python -m elt_platform.bench
+	$(BIN)/python -m elt_demo.bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check elt_platform elt_platform_tests
-	$(BIN)/ruff format --check elt_platform elt_platform_tests
+	$(BIN)/ruff check elt_platform elt_demo elt_platform_tests
+	$(BIN)/ruff format --check elt_platform elt_demo elt_platform_tests
+	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix elt_platform elt_platform_tests
-	$(BIN)/ruff format elt_platform elt_platform_tests
+	$(BIN)/ruff check --fix elt_platform elt_demo elt_platform_tests
+	$(BIN)/ruff format elt_platform elt_demo elt_platform_tests
 
 clean:
 	rm -rf .elt dbt_project/target dbt_project/logs

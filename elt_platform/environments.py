@@ -1,7 +1,7 @@
-"""The environment model: names, kinds, partitions, where data lives, and who may write where.
+"""The environment model: names, kinds and who may write where.
 
-An environment is a Dagster partition key. It is resolved from the run's partition key at run
-time (`resolve_environment`), never at import time.
+An environment is also a Dagster partition key (`orchestration/partitions.py` resolves it from
+the run's partition key at run time, never at import time); this module knows nothing of Dagster.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-
-import dagster as dg
 
 from elt_platform.errors import InvalidEnvironmentName, WriteNotAllowed
 
@@ -21,8 +19,8 @@ MAX_NAME_LENGTH = 40
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 # Names that would be confusing as sandboxes or collide with platform folders.
 RESERVED_NAMES = frozenset({"main", "raw", "default", "pending", "tmp", "all", "none"})
-
-environment_partitions = dg.DynamicPartitionsDefinition(name="environment")
+# Who can own an asset or a sandbox: an e-mail address or `team:<name>` (Dagster's owner format).
+OWNER_PATTERN = re.compile(r"(team:[a-z0-9_\-]+|[^@\s]+@[^@\s]+\.[A-Za-z]{2,})")
 
 
 class EnvironmentKind(StrEnum):
@@ -103,13 +101,3 @@ def require_buildable(env: Environment) -> Environment:
 def can_publish(source: Environment, target: Environment) -> bool:
     """Only prod receives releases; they come from staging or (for proposals) a sandbox."""
     return target.is_prod and not source.is_prod
-
-
-def resolve_environment(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Environment:
-    """The environment of the running step, from its partition key."""
-    if not context.has_partition_key:
-        raise InvalidEnvironmentName(
-            "this asset is partitioned by environment but the run has no partition key",
-            hint="select an environment partition (e.g. staging) when launching the run",
-        )
-    return environment_from_name(context.partition_key)

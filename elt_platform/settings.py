@@ -1,26 +1,46 @@
-"""Platform settings: where state lives, which dbt project runs. Read when called, not at import."""
+"""Platform settings: where state lives, which project runs, where each configuration file is.
+
+Read when called, never at import time; every path any module needs comes from here, so a test
+(or a second installation in the same process) passes its own `Settings` and nothing else is read.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
 
+# Settings field -> environment variable that sets it.
+ENV_VARS = {
+    "home": "ELT_HOME",
+    "dbt_project_dir": "ELT_DBT_PROJECT_DIR",
+    "sources_dir": "ELT_SOURCES_DIR",
+    "sources_config": "ELT_SOURCES_CONFIG",
+    "dagster_home": "DAGSTER_HOME",
+    "contracts_dir": "ELT_CONTRACTS_DIR",
+    "policies_path": "ELT_POLICIES",
+    "promotion_path": "ELT_PROMOTION_CONFIG",
+    "environments_path": "ELT_ENVIRONMENTS_CONFIG",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
-    """Filesystem layout and configuration for one platform installation."""
+    """Filesystem layout and configuration files of one platform installation."""
 
     home: Path
     dbt_project_dir: Path
     sources_dir: Path
     sources_config: Path
     dagster_home: Path
-    contracts_dir: Path = REPO_ROOT / "contracts"
+    contracts_dir: Path
+    policies_path: Path
+    promotion_path: Path
+    environments_path: Path
 
     @property
     def warehouse_dir(self) -> Path:
@@ -35,22 +55,32 @@ class Settings:
         """Platform-owned dbt files (profiles, per-environment parse caches)."""
         return self.home / "dbt"
 
+    @property
+    def manifest_path(self) -> Path:
+        return self.dbt_project_dir / "target" / "manifest.json"
+
+    def to_environ(self) -> dict[str, str]:
+        """The environment variables that make `load_settings` return these settings (for child
+        processes and for resources, whose config must be plain values)."""
+        return {ENV_VARS[f.name]: str(getattr(self, f.name)) for f in fields(self)}
+
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve settings from environment variables, defaulting to a project-local `.elt/`."""
     env = os.environ if environ is None else environ
-    home = Path(env.get("ELT_HOME", str(Path.cwd() / ".elt"))).resolve()
+
+    def path(name: str, default: Path) -> Path:
+        return Path(env.get(ENV_VARS[name]) or str(default)).resolve()
+
+    home = path("home", Path.cwd() / ".elt")
     return Settings(
         home=home,
-        dbt_project_dir=Path(
-            env.get("ELT_DBT_PROJECT_DIR", str(REPO_ROOT / "dbt_project"))
-        ).resolve(),
-        sources_dir=Path(env.get("ELT_SOURCES_DIR", str(home / "sources"))).resolve(),
-        sources_config=Path(
-            env.get("ELT_SOURCES_CONFIG", str(REPO_ROOT / "sources.yaml"))
-        ).resolve(),
-        dagster_home=Path(env.get("DAGSTER_HOME", str(home / "dagster_home"))).resolve(),
-        contracts_dir=Path(
-            env.get("ELT_CONTRACTS_DIR", str(REPO_ROOT / "contracts"))
-        ).resolve(),
+        dbt_project_dir=path("dbt_project_dir", REPO_ROOT / "dbt_project"),
+        sources_dir=path("sources_dir", home / "sources"),
+        sources_config=path("sources_config", REPO_ROOT / "sources.yaml"),
+        dagster_home=path("dagster_home", home / "dagster_home"),
+        contracts_dir=path("contracts_dir", REPO_ROOT / "contracts"),
+        policies_path=path("policies_path", REPO_ROOT / "policies.yaml"),
+        promotion_path=path("promotion_path", REPO_ROOT / "promotion.yaml"),
+        environments_path=path("environments_path", REPO_ROOT / "environments.yaml"),
     )

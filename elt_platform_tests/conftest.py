@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.settings import Settings, load_settings
-from elt_platform.sources_data import ensure_synthetic_sources
 
 DEMO_ROWS = 2_000
 
@@ -30,8 +30,8 @@ def sources_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_api(sources_dir):
-    """The payments API (elt_platform.demo_api) over the session's sources, for every build."""
-    from elt_platform.demo_api import serving_demo_api
+    """The payments API (elt_demo.api) over the session's sources, for every build."""
+    from elt_demo.api import serving_demo_api
 
     with serving_demo_api(sources_dir) as api:
         yield api
@@ -40,7 +40,8 @@ def demo_api(sources_dir):
 @pytest.fixture(scope="session")
 def platform_home(tmp_path_factory, sources_dir, demo_api) -> Settings:
     """A fresh installation whose staging has been built once and published to prod."""
-    from elt_platform.runtime import build_environment, open_warehouse
+    from elt_platform.access.facade import open_warehouse
+    from elt_platform.launch.runs import build_environment
 
     home = tmp_path_factory.mktemp("platform")
     settings = make_settings(home, ELT_SOURCES_DIR=str(sources_dir))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from elt_platform.runtime import open_warehouse
+from elt_platform.access.facade import open_warehouse
 from elt_platform_tests.conftest import cli_env, run_cli
 
 

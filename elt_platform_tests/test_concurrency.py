@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import STAGING
-from elt_platform.runtime import open_warehouse
 from elt_platform.store.locks import EnvironmentLocks
 from elt_platform_tests.conftest import cli_env, run_cli
 
@@ -26,6 +26,7 @@ def test_two_environments_build_concurrently_in_separate_processes(platform_home
         for name in (STAGING, "concurrent_a")
     ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert procs, "nothing to check"
     for proc, out in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out
         assert "lock" not in out.lower(), out

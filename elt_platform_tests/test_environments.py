@@ -18,10 +18,28 @@ def test_valid_names_are_accepted(name):
 @pytest.mark.parametrize(
     "name",
     [
-        "", "Alice", "1abc", "_x", "a b", "a;drop table x", "a'b", 'a"b', "..", "../prod",
-        "a/b", "a.b", "a-b", "café", "naïve", "ｐｒｏｄ", "a" * 41, " prod", "prod\n", "a\x00b",
+        "",
+        "Alice",
+        "1abc",
+        "_x",
+        "a b",
+        "a;drop table x",
+        "a'b",
+        'a"b',
+        "..",
+        "../prod",
+        "a/b",
+        "a.b",
+        "a-b",
+        "café",
+        "naïve",
+        "ｐｒｏｄ",
+        "a" * 41,
+        " prod",
+        "prod\n",
+        "a\x00b",
     ],
-)  # fmt: skip
+)
 def test_invalid_names_are_rejected_with_a_clear_message(name):
     with pytest.raises(InvalidEnvironmentName) as err:
         validate_environment_name(name)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import UnknownEnvironment
-from elt_platform.runtime import build_environment, open_instance, open_warehouse
+from elt_platform.launch.runs import build_environment
+from elt_platform.orchestration.instance import open_instance
 from elt_platform_tests.conftest import make_settings
 
 MARTS = ("customers", "orders", "daily_revenue")
@@ -51,9 +53,9 @@ def test_dbt_tests_are_recorded_as_checks_of_the_staging_partition(platform_home
 
     instance = open_instance(platform_home)
     check_key = None
-    from elt_platform.runtime import _definitions
+    from elt_platform.launch.runs import load_definitions
 
-    defs = _definitions(platform_home)
+    defs = load_definitions(platform_home)
     for spec in defs.resolve_asset_graph().asset_check_keys:
         if spec.asset_key == dg.AssetKey("orders"):
             check_key = spec

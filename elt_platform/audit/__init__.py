@@ -1,1 +1,1 @@
-"""Audit: ledger, lineage, OpenLineage events, catalog views and the docs site."""
+"""Audit: OpenLineage events, the metadata catalog, run history and the docs site."""

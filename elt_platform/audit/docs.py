@@ -9,8 +9,10 @@ import os
 import shutil
 from pathlib import Path
 
-from elt_platform.audit.catalog import query_catalog
+import dagster as dg
+
 from elt_platform.audit.history import refresh
+from elt_platform.audit.metadata_catalog import query_catalog
 from elt_platform.settings import Settings
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
@@ -26,9 +28,9 @@ def page_name(asset: str) -> str:
     return asset.replace("/", "__") + ".html"
 
 
-def build_docs(settings: Settings) -> Path:
+def build_docs(settings: Settings, instance: dg.DagsterInstance | None = None) -> Path:
     """Refresh the catalog and write the site atomically; returns the path of its index.html."""
-    refresh(settings)
+    refresh(settings, instance)
     meta = settings.metadata_path
     assets = _rows(meta, "SELECT * FROM assets ORDER BY layer, asset")
     target = docs_dir(settings)
@@ -71,12 +73,18 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 def _index(assets: list[dict]) -> str:
     rows = [
-        [f"<a href='{page_name(a['asset'])}'>{_e(a['asset'])}</a>", _e(a["layer"]),
-         _e(a["owner"]), _e(a["description"])]
+        [
+            f"<a href='{page_name(a['asset'])}'>{_e(a['asset'])}</a>",
+            _e(a["layer"]),
+            _e(a["owner"]),
+            _e(a["description"]),
+        ]
         for a in assets
-    ]  # fmt: skip
-    return _page("Data catalog", "<h1>Data catalog</h1>" + _table(
-        ["asset", "layer", "owner", "description"], rows))  # fmt: skip
+    ]
+    return _page(
+        "Data catalog",
+        "<h1>Data catalog</h1>" + _table(["asset", "layer", "owner", "description"], rows),
+    )
 
 
 def _link(asset: str) -> str:
@@ -98,16 +106,26 @@ def _asset_page(meta: Path, a: dict) -> str:
         meta, f"SELECT at, score, checks FROM quality_scores WHERE asset = '{q}' ORDER BY at"
     )
     col_rows = [
-        [_e(c["column_name"]), _e(c["data_type"]), _e(c["sensitivity"]),
-         "<span class='pii'>PII</span>" if c["effective_sensitivity"] == "pii"
-         else _e(c["effective_sensitivity"]), _e(c["description"])]
+        [
+            _e(c["column_name"]),
+            _e(c["data_type"]),
+            _e(c["sensitivity"]),
+            "<span class='pii'>PII</span>"
+            if c["effective_sensitivity"] == "pii"
+            else _e(c["effective_sensitivity"]),
+            _e(c["description"]),
+        ]
         for c in columns
-    ]  # fmt: skip
+    ]
     release_rows = [
-        [_e(h["release_id"]), _e(h["created_at"]), _e(h["version_id"]),
-         "prod" if h["is_current_prod"] else ""]
+        [
+            _e(h["release_id"]),
+            _e(h["created_at"]),
+            _e(h["version_id"]),
+            "prod" if h["is_current_prod"] else "",
+        ]
         for h in history
-    ]  # fmt: skip
+    ]
     body = (
         f"<p><a href='index.html'>index</a></p><h1>{_e(key)}</h1>"
         f"<p>{_e(a['description'])}</p>"
@@ -121,10 +139,14 @@ def _asset_page(meta: Path, a: dict) -> str:
         + "</p><p>downstream: "
         + (", ".join(_link(d["downstream"]) for d in downs) or "<span class='muted'>none</span>")
         + "</p><h2>Release history</h2>"
-        + (_table(["release", "created", "version", ""], release_rows) if release_rows
-           else "<p class='muted'>never released</p>")
-        + "<h2>Quality score over time</h2>" + quality_chart(scores)
-    )  # fmt: skip
+        + (
+            _table(["release", "created", "version", ""], release_rows)
+            if release_rows
+            else "<p class='muted'>never released</p>"
+        )
+        + "<h2>Quality score over time</h2>"
+        + quality_chart(scores)
+    )
     return _page(key, body)
 
 

@@ -36,8 +36,8 @@ from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from openlineage.client.transport.transport import Transport
 
-from elt_platform.audit.column_lineage import ROWS, ColumnRef
-from elt_platform.audit.lineage import LineageGraph
+from elt_platform.project.column_lineage import ROWS, ColumnRef
+from elt_platform.project.lineage import LineageGraph
 
 JOB_NAMESPACE = "elt_platform"
 PRODUCER = "https://github.com/elt-platform/elt-platform/tree/main/elt_platform/audit"
@@ -146,10 +146,14 @@ def build_events(
         for up, v in sorted(inputs.items())
     ]
     start = RunEvent(
-        eventType=RunState.START, eventTime=_iso(m.started_at), run=Run(runId=m.run_id,
-        facets=run_facets), job=job, inputs=input_datasets,
-        outputs=[OutputDataset(namespace=namespace, name=m.asset)], producer=PRODUCER,
-    )  # fmt: skip
+        eventType=RunState.START,
+        eventTime=_iso(m.started_at),
+        run=Run(runId=m.run_id, facets=run_facets),
+        job=job,
+        inputs=input_datasets,
+        outputs=[OutputDataset(namespace=namespace, name=m.asset)],
+        producer=PRODUCER,
+    )
     ended = _iso(m.ended_at or m.started_at)
     if not m.succeeded:
         failed_facets = {
@@ -169,7 +173,7 @@ def build_events(
                 run=Run(runId=m.run_id, facets=failed_facets),
                 outputs=[OutputDataset(namespace=namespace, name=m.asset)],
                 producer=PRODUCER,
-            ),  # fmt: skip
+            ),
         ]
     facets: dict[str, Any] = {
         "schema": schema_dataset.SchemaDatasetFacet(
@@ -194,14 +198,24 @@ def build_events(
             ]
         )
     output = OutputDataset(
-        namespace=namespace, name=m.asset, facets=facets,
-        outputFacets={"outputStatistics": output_statistics_output_dataset.
-                      OutputStatisticsOutputDatasetFacet(rowCount=rows, size=size)},
-    )  # fmt: skip
+        namespace=namespace,
+        name=m.asset,
+        facets=facets,
+        outputFacets={
+            "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                rowCount=rows, size=size
+            )
+        },
+    )
     complete = RunEvent(
-        eventType=RunState.COMPLETE, eventTime=ended, run=Run(runId=m.run_id, facets=run_facets),
-        job=job, inputs=input_datasets, outputs=[output], producer=PRODUCER,
-    )  # fmt: skip
+        eventType=RunState.COMPLETE,
+        eventTime=ended,
+        run=Run(runId=m.run_id, facets=run_facets),
+        job=job,
+        inputs=input_datasets,
+        outputs=[output],
+        producer=PRODUCER,
+    )
     return [start, complete]
 
 
@@ -227,7 +241,7 @@ def _column_lineage(
                         masking=False,
                     )
                 ],
-            )  # fmt: skip
+            )
             for e in graph.upstream_edges(ColumnRef(asset, column))
             if e.source.column != ROWS  # row-count dependencies have no input field
         ]

@@ -1,1 +1,1 @@
-"""Promotion gates evaluated as asset checks: contract (pandera), volume, and a quality score."""
+"""Gates evaluated as asset checks (contract, volume, quality score) and governance compliance."""

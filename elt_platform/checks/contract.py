@@ -10,14 +10,20 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
-from elt_platform.contracts.model import Contract, DriftPolicy
+from elt_platform.project.contracts.model import Contract, DriftPolicy
 from elt_platform.store.versions import Version
 
 _SIMPLE = {
-    "bigint": pl.Int64, "integer": pl.Int32, "smallint": pl.Int16, "double": pl.Float64,
-    "float": pl.Float32, "varchar": pl.String, "boolean": pl.Boolean, "date": pl.Date,
+    "bigint": pl.Int64,
+    "integer": pl.Int32,
+    "smallint": pl.Int16,
+    "double": pl.Float64,
+    "float": pl.Float32,
+    "varchar": pl.String,
+    "boolean": pl.Boolean,
+    "date": pl.Date,
     "timestamp": pl.Datetime("us"),
-}  # fmt: skip
+}
 _DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
 
 
@@ -94,9 +100,12 @@ def check_contract(
             failure_sample=str(sample)[:1000],
         )
         return GateOutcome(
-            "contract", False, f"{failed_rows} rows violate contract {contract.dataset}", meta,
+            "contract",
+            False,
+            f"{failed_rows} rows violate contract {contract.dataset}",
+            meta,
             failed_rows,
-        )  # fmt: skip
+        )
     meta.update(failed_rows=0, failed_checks=0)
     return GateOutcome("contract", True, f"all {rows} rows satisfy the contract", meta)
 

@@ -7,8 +7,9 @@ import dagster as dg
 from elt_platform.checks.contract import GateOutcome, check_contract
 from elt_platform.checks.quality import CheckSummary, quality_score
 from elt_platform.checks.volume import check_volume
-from elt_platform.contracts.model import Contract
-from elt_platform.environments import PROD, environment_partitions
+from elt_platform.environments import PROD
+from elt_platform.orchestration.partitions import environment_partitions
+from elt_platform.project.contracts.model import Contract
 from elt_platform.store.versions import Version
 from elt_platform.store.warehouse import Warehouse
 

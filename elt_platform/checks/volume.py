@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from elt_platform.checks.contract import GateOutcome
-from elt_platform.contracts.model import Volume
+from elt_platform.project.contracts.model import Volume
 
 
 def check_volume(rows: int, prod_rows: int | None, policy: Volume) -> GateOutcome:
@@ -21,14 +21,20 @@ def check_volume(rows: int, prod_rows: int | None, policy: Volume) -> GateOutcom
     }
     if change < -policy.max_drop:
         return GateOutcome(
-            "volume", False,
+            "volume",
+            False,
             f"row count fell {-change:.0%} against prod ({prod_rows} -> {rows}); "
-            f"limit {policy.max_drop:.0%}", meta, prod_rows - rows,
-        )  # fmt: skip
+            f"limit {policy.max_drop:.0%}",
+            meta,
+            prod_rows - rows,
+        )
     if policy.max_growth is not None and change > policy.max_growth:
         return GateOutcome(
-            "volume", False,
+            "volume",
+            False,
             f"row count grew {change:.0%} against prod ({prod_rows} -> {rows}); "
-            f"limit {policy.max_growth:.0%}", meta, rows - prod_rows,
-        )  # fmt: skip
+            f"limit {policy.max_growth:.0%}",
+            meta,
+            rows - prod_rows,
+        )
     return GateOutcome("volume", True, f"{rows} rows ({change:+.1%} against prod)", meta)

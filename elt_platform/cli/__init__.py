@@ -18,15 +18,20 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
+PLUGIN_GROUP = "elt_platform.cli"  # packages beside the platform (e.g. the demo) add commands
+
+
 def _register() -> None:
-    from elt_platform.cli import build, dbt, demo, dev, env, sources
+    from importlib.metadata import entry_points
+
+    from elt_platform.cli import build, dbt, dev, env
 
     app.add_typer(env.app, name="env", help="List and manage environments.")
-    app.add_typer(sources.app, name="sources", help="Synthetic source data.")
     app.add_typer(dbt.app, name="dbt", help="dbt project helpers.")
     build.register(app)
-    demo.register(app)
     dev.register(app)
+    for plugin in entry_points(group=PLUGIN_GROUP):
+        plugin.load()(app)
     from elt_platform.cli import diff, sandbox
 
     app.add_typer(sandbox.app, name="sandbox", help="Analyst sandboxes: create, build, drop, ...")

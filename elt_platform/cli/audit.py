@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from elt_platform.access.facade import open_warehouse
 from elt_platform.errors import InvalidSince
-from elt_platform.runtime import open_warehouse
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -80,8 +80,14 @@ def log(
         assets = ", ".join(f"{a}@{v[:8]}" for a, v in sorted(e.assets.items()))
         params = json.dumps(e.params, sort_keys=True)
         table.add_row(
-            str(e.seq), e.at[:19], e.kind, e.actor, e.environment or "-",
-            (e.run_id or "-")[:8], e.code_version or "-", assets or "-",
+            str(e.seq),
+            e.at[:19],
+            e.kind,
+            e.actor,
+            e.environment or "-",
+            (e.run_id or "-")[:8],
+            e.code_version or "-",
+            assets or "-",
             params if len(params) <= 80 else params[:77] + "...",
-        )  # fmt: skip
+        )
     console.print(table)

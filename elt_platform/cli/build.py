@@ -8,17 +8,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import environment_from_name
-from elt_platform.runtime import build_environment, open_warehouse
+from elt_platform.launch.runs import build_environment
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def actor() -> str:
-    from elt_platform.governance.access import current_identity
-
-    return current_identity().actor
 
 
 def register(app: typer.Typer) -> None:
@@ -39,9 +34,12 @@ def build(
     table = Table("asset", "rows", "version", "checks ok", "checks failed")
     for a in outcome.assets.values():
         table.add_row(
-            a.asset, f"{a.rows:,}" if a.rows is not None else "-", a.version_id or "-",
-            str(a.checks_passed), str(a.checks_failed),
-        )  # fmt: skip
+            a.asset,
+            f"{a.rows:,}" if a.rows is not None else "-",
+            a.version_id or "-",
+            str(a.checks_passed),
+            str(a.checks_failed),
+        )
     console.print(table)
     if not outcome.success:
         console.print(f"[red]run {outcome.run_id} failed:[/] {outcome.error}")

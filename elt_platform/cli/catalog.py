@@ -22,7 +22,7 @@ def query(
     limit: int = typer.Option(200, help="Print at most this many rows."),
 ) -> None:
     """Run a read-only query (views: assets, owners, asset_columns, column_derivations, ...)."""
-    from elt_platform.audit.catalog import query_catalog
+    from elt_platform.audit.metadata_catalog import query_catalog
 
     settings = load_settings()
     if re.search(r"\b(audit_log|ledger)\b", sql, re.IGNORECASE):
@@ -47,8 +47,8 @@ def refresh() -> None:
 @app.command("export")
 def export() -> None:
     """Copy the catalog views into a DuckDB file, for DuckDB and BI tools."""
-    from elt_platform.audit.catalog import export_to_duckdb
     from elt_platform.audit.history import refresh as refresh_catalog
+    from elt_platform.audit.metadata_catalog import export_to_duckdb
 
     settings = load_settings()
     _authorize_ledger(settings)  # the export includes the audit log
@@ -59,7 +59,7 @@ def export() -> None:
 
 
 def _authorize_ledger(settings) -> None:
-    from elt_platform.runtime import open_warehouse
+    from elt_platform.access.facade import open_warehouse
 
     open_warehouse(settings).authorize("read_ledger")
 

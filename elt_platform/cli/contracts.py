@@ -7,16 +7,17 @@ import sys
 import typer
 from rich.console import Console
 
-from elt_platform.contracts.compliance import check_contracts
-from elt_platform.contracts.evolution import (
+from elt_platform.access.facade import open_warehouse
+from elt_platform.environments import PROD
+from elt_platform.launch.runs import load_definitions
+from elt_platform.project.contracts.dbt_alignment import check_contracts
+from elt_platform.project.contracts.evolution import (
     breaking_change_approved,
     classify_contract_change,
     classify_schema_change,
 )
-from elt_platform.contracts.model import Contract
-from elt_platform.environments import PROD
+from elt_platform.project.contracts.model import Contract
 from elt_platform.promotion.jobs import downstream_closure
-from elt_platform.runtime import _definitions, open_warehouse
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -54,7 +55,7 @@ def diff(
         release = wh.releases.get(against)
         baseline = release.manifest
     recorded = (release.gate_summary or {}).get("contracts", {}) if release else {}
-    graph = _definitions(settings).resolve_asset_graph()
+    graph = load_definitions(settings).resolve_asset_graph()
     current = wh.environments.pointers(environment)
     breaking_total = 0
     for name in sorted(set(contracts) | set(current)):
@@ -63,15 +64,20 @@ def diff(
             old = Contract.model_validate(recorded[name])
             changes += classify_contract_change(old, contracts[name])
             if breaking_change_approved(old, contracts[name]):
-                console.print(f"{name}: major bump {old.version} -> {contracts[name].version} "
-                              f"approved ({contracts[name].migration_note})")  # fmt: skip
+                console.print(
+                    f"{name}: major bump {old.version} -> {contracts[name].version} "
+                    f"approved ({contracts[name].migration_note})"
+                )
                 changes = [c for c in changes if not c.breaking]
         if name in current and name in baseline and current[name] != baseline[name]:
             old_schema = wh.versions.get(name, baseline[name]).schema_dict
             new_schema = wh.versions.get(name, current[name]).schema_dict
             seen = {(c.column, c.breaking) for c in changes}
-            changes += [c for c in classify_schema_change(name, old_schema, new_schema)
-                        if (c.column, c.breaking) not in seen]  # fmt: skip
+            changes += [
+                c
+                for c in classify_schema_change(name, old_schema, new_schema)
+                if (c.column, c.breaking) not in seen
+            ]
         if not changes:
             continue
         known = {k.to_user_string() for k in graph.materializable_asset_keys}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from elt_platform.dbt.project import load_dbt_project, prepare_manifest
+from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)

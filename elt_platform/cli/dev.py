@@ -11,9 +11,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from elt_platform.dbt.project import load_dbt_project, prepare_manifest
-from elt_platform.partitions_sync import sync_environment_partitions
-from elt_platform.runtime import open_instance, open_warehouse
+from elt_platform.access.facade import open_warehouse
+from elt_platform.orchestration.instance import open_instance
+from elt_platform.orchestration.partitions import sync_environment_partitions
+from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.settings import REPO_ROOT, load_settings
 
 console = Console()
@@ -45,13 +46,17 @@ def dev(
     procs = [
         subprocess.Popen(
             [_bin("dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace],
-            env=env, cwd=REPO_ROOT, preexec_fn=_default_signals,
+            env=env,
+            cwd=REPO_ROOT,
+            preexec_fn=_default_signals,
         ),
         subprocess.Popen(
             [_bin("dagster-daemon"), "run", "-w", workspace],
-            env=env, cwd=REPO_ROOT, preexec_fn=_default_signals,
+            env=env,
+            cwd=REPO_ROOT,
+            preexec_fn=_default_signals,
         ),
-    ]  # fmt: skip
+    ]
     pid_file.write_text(f"{os.getpid()}\n")
     console.print(
         f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={settings.dagster_home}); "

@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD
-from elt_platform.runtime import open_instance, open_warehouse
+from elt_platform.orchestration.instance import open_instance
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -28,7 +29,7 @@ def diff(
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
     """Schema changes, row counts, rows added/removed/changed by primary key, per-column changes."""
-    from elt_platform.sandboxes.compare import diff_sides, primary_keys, record_diff, resolve_side
+    from elt_platform.sandboxes.env_diff import diff_sides, primary_keys, record_diff, resolve_side
 
     settings = load_settings()
     wh = open_warehouse(settings)
@@ -47,13 +48,22 @@ def diff(
         return
     masked = " (PII masked on both sides)" if result.masked else ""
     table = Table(
-        "asset", "key", f"rows {left.label}", f"rows {right.label}", "added", "removed", "changed",
-        "schema", "columns changed", title=f"{right.label} vs {left.label}{masked}",
-    )  # fmt: skip
+        "asset",
+        "key",
+        f"rows {left.label}",
+        f"rows {right.label}",
+        "added",
+        "removed",
+        "changed",
+        "schema",
+        "columns changed",
+        title=f"{right.label} vs {left.label}{masked}",
+    )
     for t in result.tables:
         if t.mode == "identical":
-            table.add_row(t.asset, "-", f"{t.rows_left:,}", f"{t.rows_right:,}", "", "", "",
-                          "", "identical")  # fmt: skip
+            table.add_row(
+                t.asset, "-", f"{t.rows_left:,}", f"{t.rows_right:,}", "", "", "", "", "identical"
+            )
             continue
         schema = ", ".join(
             [f"+{c}" for c, _ in t.schema.added]
@@ -62,10 +72,16 @@ def diff(
         )
         columns = ", ".join(f"{c}: {n:,}" for c, n in t.column_changes.items() if n)
         table.add_row(
-            t.asset, ",".join(t.key) if t.mode == "key" else f"({t.mode})", f"{t.rows_left:,}",
-            f"{t.rows_right:,}", f"{t.added:,}", f"{t.removed:,}",
-            "-" if t.changed is None else f"{t.changed:,}", schema or "-", columns or "-",
-        )  # fmt: skip
+            t.asset,
+            ",".join(t.key) if t.mode == "key" else f"({t.mode})",
+            f"{t.rows_left:,}",
+            f"{t.rows_right:,}",
+            f"{t.added:,}",
+            f"{t.removed:,}",
+            "-" if t.changed is None else f"{t.changed:,}",
+            schema or "-",
+            columns or "-",
+        )
     console.print(table)
     for t in result.changed:
         for note in t.notes:

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from elt_platform.runtime import open_warehouse
+from elt_platform.access.facade import open_warehouse
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -26,16 +26,20 @@ def list_environments() -> None:
             f"(from {record.base_release})" if record.base_release else "-"
         )
         table.add_row(
-            record.name, record.environment.kind.value, release, str(len(pointers)),
-            record.owner or "-", record.created_at[:19],
-        )  # fmt: skip
+            record.name,
+            record.environment.kind.value,
+            release,
+            str(len(pointers)),
+            record.owner or "-",
+            record.created_at[:19],
+        )
     console.print(table)
 
 
 @app.command("create")
 def create(name: str, owner: str = typer.Option(None, help="Owner e-mail or team:name.")) -> None:
     """Register an empty sandbox environment (it becomes a Dagster partition)."""
-    from elt_platform.governance.access import default_owner
+    from elt_platform.access.identity import default_owner
 
     wh = open_warehouse(load_settings())
     owner = owner or default_owner(wh.access.identity)  # the caller owns what they create

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD
 from elt_platform.errors import ConfigError
-from elt_platform.runtime import open_warehouse
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -27,7 +27,7 @@ def check(
     ),
 ) -> None:
     """Fail (exit 1) naming each asset/column that breaks a governance rule."""
-    from elt_platform.governance.compliance import check_compliance
+    from elt_platform.checks.compliance import check_compliance
 
     settings = load_settings()
     wh = open_warehouse(settings) if installation and settings.metadata_path.exists() else None
@@ -81,8 +81,8 @@ def retention(
     as_of: str = typer.Option(None, "--as-of", help="Pretend today is this date (dry runs only)."),
 ) -> None:
     """Remove rows older than each asset's retention from every version still held (ledgered)."""
-    from elt_platform.contracts.loading import contracts_for
     from elt_platform.governance.retention import enforce_retention
+    from elt_platform.project.contracts.files import contracts_for
 
     if as_of and not dry_run:
         raise ConfigError("--as-of is only allowed with --dry-run", hint="add --dry-run")
@@ -94,10 +94,14 @@ def retention(
     table = Table("asset", "version", "rows", "expired", "new version", "environments", "releases")
     for r in report.rewrites:
         table.add_row(
-            r.asset, r.old_version, f"{r.rows_before:,}", f"{r.rows_removed:,}",
-            r.new_version or ("-" if dry_run else "deleted"), ", ".join(r.environments) or "-",
+            r.asset,
+            r.old_version,
+            f"{r.rows_before:,}",
+            f"{r.rows_removed:,}",
+            r.new_version or ("-" if dry_run else "deleted"),
+            ", ".join(r.environments) or "-",
             str(len(r.releases)),
-        )  # fmt: skip
+        )
     console.print(table)
     verb = "would remove" if dry_run else "removed"
     seq = f" (ledger entry {report.ledger_seq})" if report.ledger_seq else ""
@@ -118,9 +122,15 @@ def dp_release(
     from elt_platform.governance.aggregates import release_private_aggregate
 
     result = release_private_aggregate(
-        open_warehouse(load_settings()), dataset=dataset, consumer=consumer, epsilon=epsilon,
-        delta=delta, mechanism=mechanism, source_environment=source, target_environment=target,
-    )  # fmt: skip
+        open_warehouse(load_settings()),
+        dataset=dataset,
+        consumer=consumer,
+        epsilon=epsilon,
+        delta=delta,
+        mechanism=mechanism,
+        source_environment=source,
+        target_environment=target,
+    )
     where = f"release {result.release_id}" if result.release_id else result.environment
     console.print(
         f"published {result.asset}@{result.version_id} to {where}: {result.cells} cells, "
@@ -134,7 +144,7 @@ def dp_release(
 def budget() -> None:
     """Privacy budget spent per dataset and consumer."""
     from elt_platform.governance.budget import all_spend
-    from elt_platform.governance.policies import load_policies
+    from elt_platform.project.policies import load_policies
 
     policies = load_policies()
     table = Table("dataset", "consumer", "releases", "epsilon spent", "epsilon budget", "delta")

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from elt_platform.audit.column_lineage import ROWS, ColumnRef
-from elt_platform.audit.lineage import LineageGraph, load_lineage
+from elt_platform.project.column_lineage import ROWS, ColumnRef
+from elt_platform.project.lineage import LineageGraph, load_lineage
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -36,8 +36,8 @@ def lineage(
     else:
         _print_column(graph, ColumnRef(asset, column), up=upstream or both, down=downstream or both)
     if release:
-        from elt_platform.audit.version_lineage import release_lineage
-        from elt_platform.runtime import open_warehouse
+        from elt_platform.access.facade import open_warehouse
+        from elt_platform.audit.release_lineage import release_lineage
 
         tree = Tree(f"versions in release {release}")
         for e in release_lineage(open_warehouse(settings), release):

@@ -9,18 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from elt_platform.access.facade import open_warehouse
+from elt_platform.cli.common import caller
+from elt_platform.launch.runs import promote_via_sensor, rollback_via_job
+from elt_platform.project.promotion_policy import load_promotion_policy
 from elt_platform.promotion.gc import collect_garbage
-from elt_platform.promotion.policy import load_policy
-from elt_platform.runtime import open_warehouse, promote_via_sensor, rollback_via_job
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def actor() -> str:
-    from elt_platform.governance.access import current_identity
-
-    return current_identity().actor
 
 
 def _authorized(action: str, environment: str = "prod"):
@@ -40,7 +36,7 @@ def register(app: typer.Typer) -> None:
 def promote() -> None:
     """Evaluate the promotion gates for staging and, if they pass, publish it to prod."""
     _authorized("write")
-    outcome = promote_via_sensor(load_settings(), actor=actor())
+    outcome = promote_via_sensor(load_settings(), actor=caller().actor)
     if not outcome.requested:
         blocked = not outcome.reason.startswith("prod already serves")
         style = "red" if blocked else "green"
@@ -73,9 +69,15 @@ def releases(limit: int = typer.Option(20, help="Show at most this many releases
         if r.collected_at:
             mark = "collected"
         table.add_row(
-            r.release_id, r.created_at[:19], r.source_environment, r.code_version or "-",
-            r.triggered_by, str(len(r.manifest)), summary, mark,
-        )  # fmt: skip
+            r.release_id,
+            r.created_at[:19],
+            r.source_environment,
+            r.code_version or "-",
+            r.triggered_by,
+            str(len(r.manifest)),
+            summary,
+            mark,
+        )
     console.print(table)
 
 
@@ -86,7 +88,7 @@ def rollback(
     """Point prod back at an earlier release (pointer change; a subset takes its downstream)."""
     settings = load_settings()
     _authorized("write")
-    result = rollback_via_job(settings, to, assets=asset or None, actor=actor())
+    result = rollback_via_job(settings, to, assets=asset or None, actor=caller().actor)
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         message = failure.event_specific_data.error.message.strip() if failure else "failed"
@@ -98,12 +100,12 @@ def rollback(
 
 def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.")) -> None:
     """Collect old releases and versions nothing references (never a referenced one)."""
-    policy = load_policy()
+    policy = load_promotion_policy(load_settings().promotion_path)
     report = collect_garbage(
         _authorized("write"),  # collecting releases changes what prod can roll back to
         keep=policy.keep_releases,
         grace=timedelta(hours=policy.gc_grace_hours),
-        actor=actor(),
+        actor=caller().actor,
         dry_run=dry_run,
     )
     verb = "would collect" if dry_run else "collected"

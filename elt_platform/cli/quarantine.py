@@ -9,12 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from elt_platform.connectors.config import load_sources
-from elt_platform.contracts.loading import contracts_for
-from elt_platform.contracts.replay import quarantined, replay_quarantine
+from elt_platform.access.facade import open_warehouse
+from elt_platform.connectors.replay import quarantined, replay_quarantine
 from elt_platform.environments import STAGING, environment_from_name
 from elt_platform.errors import UnknownAsset
-from elt_platform.runtime import open_warehouse
+from elt_platform.project.contracts.files import contracts_for
+from elt_platform.project.sources import load_sources
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)

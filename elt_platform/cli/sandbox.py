@@ -10,19 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from elt_platform.runtime import open_instance, open_warehouse
-from elt_platform.sandboxes.config import parse_assignments
-from elt_platform.sandboxes.duration import format_duration
+from elt_platform.access.facade import open_warehouse
+from elt_platform.cli.common import caller
+from elt_platform.durations import format_duration
+from elt_platform.orchestration.instance import open_instance
+from elt_platform.project.environment_config import parse_assignments
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _actor() -> str:
-    from elt_platform.governance.access import current_identity
-
-    return current_identity().actor
 
 
 def _authorized(action: str, name: str, owner: str | None = None):
@@ -42,17 +38,24 @@ def create(
     var: list[str] = typer.Option(None, "--var", help="dbt var name=value (repeatable)."),
 ) -> None:
     """Create a sandbox from a release: pointers only, no data copied; PII is masked."""
-    from elt_platform.governance.access import current_identity, default_owner
+    from elt_platform.access.identity import default_owner
     from elt_platform.sandboxes.create import create_sandbox
 
-    owner = owner or default_owner(current_identity())  # the caller owns what they create
-    _authorized("write", name, owner)
     settings = load_settings()
+    wh = open_warehouse(settings)
+    owner = owner or default_owner(wh.identity)  # the caller owns what they create
     flags, values = parse_assignments(flag, "flag"), parse_assignments(var, "var")
     created = create_sandbox(
-        settings, name, from_release=from_release, ttl=ttl, owner=owner, flags=flags,
-        vars=values, actor=_actor(), instance=open_instance(settings),
-    )  # fmt: skip
+        wh,
+        name,
+        from_release=from_release,
+        ttl=ttl,
+        owner=owner,
+        flags=flags,
+        vars=values,
+        actor=wh.identity.actor,
+        instance=open_instance(settings),
+    )
     console.print(
         f"created sandbox [bold]{created.name}[/] from {created.release_id} "
         f"({created.assets} assets, no data copied, {created.seconds * 1000:.0f} ms; "
@@ -71,10 +74,15 @@ def list_sandboxes() -> None:
     for s in sandbox_status(wh, datetime.now(UTC)):
         r = s.record
         table.add_row(
-            r.name, r.owner or "-", r.base_release or "-", format_duration(s.age_seconds),
-            format_duration(r.ttl_seconds), format_duration(s.expires_in_seconds),
-            f"{s.owned_versions} versions", f"{s.owned_bytes:,}",
-        )  # fmt: skip
+            r.name,
+            r.owner or "-",
+            r.base_release or "-",
+            format_duration(s.age_seconds),
+            format_duration(r.ttl_seconds),
+            format_duration(s.expires_in_seconds),
+            f"{s.owned_versions} versions",
+            f"{s.owned_bytes:,}",
+        )
     console.print(table)
 
 
@@ -84,7 +92,7 @@ def plan(
     select: list[str] = typer.Option(None, "--select", "-s", help="Asset key, e.g. orders."),
 ) -> None:
     """Show which assets a build would recompute, and why; the rest resolve to the release."""
-    from elt_platform.sandboxes.build import plan_sandbox
+    from elt_platform.launch.sandboxes import plan_sandbox
 
     _authorized("read", name)
     result = plan_sandbox(load_settings(), name, select or None)
@@ -97,7 +105,7 @@ def build(
     select: list[str] = typer.Option(None, "--select", "-s", help="Asset key, e.g. orders."),
 ) -> None:
     """Recompute only the assets whose code, inputs or vars differ from the source release."""
-    from elt_platform.sandboxes.build import build_sandbox
+    from elt_platform.launch.sandboxes import build_sandbox
 
     _authorized("write", name)
     settings = load_settings()
@@ -110,10 +118,13 @@ def build(
     table = Table("asset", "rows", "version", "rebuilt", "checks ok", "checks failed")
     for a in sorted(outcome.assets.values(), key=lambda a: a.asset):
         table.add_row(
-            a.asset, f"{a.rows:,}" if a.rows is not None else "-", a.version_id or "-",
+            a.asset,
+            f"{a.rows:,}" if a.rows is not None else "-",
+            a.version_id or "-",
             "yes" if a.asset in result.plan.rebuild else "no",
-            str(a.checks_passed), str(a.checks_failed),
-        )  # fmt: skip
+            str(a.checks_passed),
+            str(a.checks_failed),
+        )
     console.print(table)
     if not outcome.success:
         console.print(f"[red]run {outcome.run_id} failed:[/] {outcome.error}")
@@ -138,7 +149,7 @@ def drop(name: str) -> None:
 
     settings = load_settings()
     wh = _authorized("write", name)  # analysts drop only their own sandboxes
-    result = drop_sandbox(wh, name, actor=_actor(), instance=open_instance(settings))
+    result = drop_sandbox(wh, name, actor=caller().actor, instance=open_instance(settings))
     console.print(
         f"dropped [bold]{result.name}[/]: {len(result.deleted_versions)} owned versions deleted "
         f"({result.freed_bytes:,} bytes); record archived to {result.archived_record}"
@@ -155,7 +166,7 @@ def prune() -> None:
     for status in sandbox_status(wh):
         if status.expired:  # pruning drops them: the caller must be allowed to write each
             wh.authorize("write", status.record.name)
-    results = prune_expired(wh, actor=_actor(), instance=open_instance(settings))
+    results = prune_expired(wh, actor=caller().actor, instance=open_instance(settings))
     for r in results:
         console.print(f"pruned {r.name} (record: {r.archived_record})")
     if not results:
@@ -168,10 +179,10 @@ def reproduce(
     into: str = typer.Option(None, "--as", help="Name of the fresh sandbox (default NAME_rN)."),
 ) -> None:
     """Re-create a sandbox's outputs from its record in a fresh sandbox; compare content hashes."""
-    from elt_platform.sandboxes.reproduce import reproduce as run_reproduce
+    from elt_platform.launch.reproduce import reproduce as run_reproduce
 
     _authorized("read", name)
-    result = run_reproduce(load_settings(), name, into=into, actor=_actor())
+    result = run_reproduce(load_settings(), name, into=into, actor=caller().actor)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     table = Table("asset", "recorded", "reproduced", "")

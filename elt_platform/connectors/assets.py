@@ -6,13 +6,13 @@ import dagster as dg
 
 from elt_platform.checks.freshness import freshness_policy
 from elt_platform.checks.gates import evaluate_gates, gate_check_specs, score, to_check_result
-from elt_platform.connectors.config import SourceConfig
 from elt_platform.connectors.load import LoadResult, load_source, make_connector
-from elt_platform.contracts.model import Contract
-from elt_platform.environments import environment_partitions
 from elt_platform.errors import EltError, SourceUnavailable
-from elt_platform.resources import WarehouseResource
-from elt_platform.versioning import version_metadata
+from elt_platform.orchestration.metadata import version_metadata
+from elt_platform.orchestration.partitions import environment_partitions
+from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.project.contracts.model import Contract
+from elt_platform.project.sources import SourceConfig
 
 
 def build_source_asset(

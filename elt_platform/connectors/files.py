@@ -18,10 +18,10 @@ from typing import Any
 import duckdb
 
 from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
-from elt_platform.connectors.config import SourceConfig, check_known_options, option
 from elt_platform.connectors.merge import first_line
 from elt_platform.errors import ConfigError, MissingSourceData, SourceDataError
-from elt_platform.store.versions import sql_literal
+from elt_platform.project.sources import SourceConfig, check_known_options, option
+from elt_platform.sqlident import sql_literal
 
 FORMATS = ("parquet", "csv", "jsonl")
 MODES = ("incremental", "full_refresh")

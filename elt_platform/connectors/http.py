@@ -20,18 +20,33 @@ from urllib.parse import urlencode, urljoin
 import duckdb
 
 from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
-from elt_platform.connectors.config import SourceConfig, check_known_options, option
 from elt_platform.connectors.http_client import JsonClient, RetryBudget
 from elt_platform.errors import ConfigError, SourceAuthError, SourceDataError
-from elt_platform.store.versions import quote_ident, sql_literal
+from elt_platform.project.sources import SourceConfig, check_known_options, option
+from elt_platform.sqlident import quote_ident, sql_literal
 
 PAGINATIONS = ("offset", "page", "cursor")
 _OPTIONS = {
-    "base_url", "base_url_env", "endpoint", "pagination", "page_size", "params", "records_key",
-    "total_key", "next_key", "auth_env", "auth_scheme", "cursor_field", "since_param",
-    "columns", "concurrency", "timeout_seconds", "max_attempts", "backoff_seconds",
+    "base_url",
+    "base_url_env",
+    "endpoint",
+    "pagination",
+    "page_size",
+    "params",
+    "records_key",
+    "total_key",
+    "next_key",
+    "auth_env",
+    "auth_scheme",
+    "cursor_field",
+    "since_param",
+    "columns",
+    "concurrency",
+    "timeout_seconds",
+    "max_attempts",
+    "backoff_seconds",
     "max_backoff_seconds",
-}  # fmt: skip
+}
 Page = tuple[Path, int, Any, dict]  # records file, count, first record, other keys
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object"}
 
@@ -76,10 +91,15 @@ class HttpConnector:
             )
         numbers = {
             k: option(source, k, (int, float), d)
-            for k, d in (("page_size", 1000), ("concurrency", 4), ("timeout_seconds", 10.0),
-                         ("max_attempts", 6), ("backoff_seconds", 0.2),
-                         ("max_backoff_seconds", 5.0))
-        }  # fmt: skip
+            for k, d in (
+                ("page_size", 1000),
+                ("concurrency", 4),
+                ("timeout_seconds", 10.0),
+                ("max_attempts", 6),
+                ("backoff_seconds", 0.2),
+                ("max_backoff_seconds", 5.0),
+            )
+        }
         if min(numbers.values()) <= 0:
             raise ConfigError(f"source {source.name!r}: sizes, counts and timeouts must be > 0")
         return cls(
@@ -231,7 +251,7 @@ class HttpConnector:
                             missing and f"missing field(s) {', '.join(missing)}",
                         )
                         if s
-                    )  # fmt: skip
+                    )
                 )
         path = work_dir / f"page-{index:06d}.json"
         path.write_text(json.dumps(records))
@@ -258,9 +278,11 @@ class HttpConnector:
                     f"source {self.name!r}: the API returned no records and no `columns` are "
                     "declared, so the table's schema is unknown"
                 )
-            select = "SELECT " + ", ".join(
-                f"NULL::{t} AS {quote_ident(c)}" for c, t in self.columns
-            ) + " LIMIT 0"  # fmt: skip
+            select = (
+                "SELECT "
+                + ", ".join(f"NULL::{t} AS {quote_ident(c)}" for c, t in self.columns)
+                + " LIMIT 0"
+            )
         else:
             listing = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
             select = f"SELECT * FROM read_json({listing}, format = 'array'{typed})"

@@ -15,28 +15,26 @@ from pathlib import Path
 import duckdb
 
 from elt_platform.connectors.base import Batch, Connector, ExtractContext
-from elt_platform.connectors.config import SourceConfig
+from elt_platform.connectors.files import FileConnector
+from elt_platform.connectors.http import HttpConnector
+from elt_platform.connectors.ingest import IngestOutcome, apply_contract
 from elt_platform.connectors.merge import MergeStats, first_line, merge_batch
+from elt_platform.connectors.sql import SqlConnector
 from elt_platform.connectors.state import ConnectorStateStore, SourceState, current_state
-from elt_platform.contracts.ingest import IngestOutcome, apply_contract
-from elt_platform.contracts.model import Contract
 from elt_platform.errors import SourceDataError
-from elt_platform.store.versions import Version, sql_literal
+from elt_platform.project.contracts.model import Contract
+from elt_platform.project.sources import SourceConfig
+from elt_platform.sqlident import sql_literal
+from elt_platform.store.versions import Version
 from elt_platform.store.warehouse import Warehouse
 
 
 def make_connector(source: SourceConfig) -> Connector:
     """Build (and validate) the connector a source's configuration describes."""
     if source.connector == "files":
-        from elt_platform.connectors.files import FileConnector
-
         return FileConnector.from_source(source)
     if source.connector == "sql":
-        from elt_platform.connectors.sql import SqlConnector
-
         return SqlConnector.from_source(source)
-    from elt_platform.connectors.http import HttpConnector
-
     return HttpConnector.from_source(source)
 
 
@@ -99,9 +97,15 @@ def load_source(
         parts = batch.parts
         if contract is not None:
             ingest = apply_contract(
-                con, wh, source.name, contract, batch.parts,
-                environment=environment, run_id=run_id, work_dir=work_dir,
-            )  # fmt: skip
+                con,
+                wh,
+                source.name,
+                contract,
+                batch.parts,
+                environment=environment,
+                run_id=run_id,
+                work_dir=work_dir,
+            )
             parts = ingest.parts
         version, merged = merge_batch(
             con,

@@ -17,13 +17,8 @@ import duckdb
 
 from elt_platform.connectors.base import PART_COPY_OPTIONS, SourcePart
 from elt_platform.errors import ConfigError, SourceDataError
-from elt_platform.store.versions import (
-    Version,
-    VersionStore,
-    parquet_schema,
-    quote_ident,
-    sql_literal,
-)
+from elt_platform.sqlident import quote_ident, sql_literal
+from elt_platform.store.versions import Version, VersionStore, parquet_schema
 
 Schema = tuple[tuple[str, str], ...]
 
@@ -70,9 +65,7 @@ def merge_batch(
         set(expected) <= set(sch) for sch in schemas
     )
     if allow_additive and widened:
-        return _rewrite_evolved(
-            con, store, asset, parts, old_parts, primary_key, work_dir, record
-        )
+        return _rewrite_evolved(con, store, asset, parts, old_parts, primary_key, work_dir, record)
     for part, actual in zip(parts, schemas, strict=True):
         _check_schema(source, part, actual, expected)
     names = [c for c, _ in expected]
@@ -188,9 +181,11 @@ def _merge_with_overlap(
         new_parts.append(parts[0].path)  # every row dropped: keep the schema with an empty part
         _truncate(con, parts[0].path, work_dir)
     version = store.commit_parts(con, asset, new_parts, reused, **record)
-    con.execute("DROP TABLE IF EXISTS _elt_new; DROP TABLE IF EXISTS _elt_win;"
-                " DROP TABLE IF EXISTS _elt_old; DROP TABLE IF EXISTS _elt_keep;"
-                " DROP TABLE IF EXISTS _elt_drop")  # fmt: skip
+    con.execute(
+        "DROP TABLE IF EXISTS _elt_new; DROP TABLE IF EXISTS _elt_win;"
+        " DROP TABLE IF EXISTS _elt_old; DROP TABLE IF EXISTS _elt_keep;"
+        " DROP TABLE IF EXISTS _elt_drop"
+    )
     return version, MergeStats(
         rows_added=int(n_keep - n_replaces),
         rows_replaced=int(n_replaces),

@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 
 from elt_platform.connectors.base import Batch, ExtractContext, SourcePart
-from elt_platform.connectors.config import SourceConfig, check_known_options, option
 from elt_platform.errors import ConfigError, SourceDataError, SourceNotFound, SourceUnavailable
+from elt_platform.project.sources import SourceConfig, check_known_options, option
 
 _OPTIONS = {"url", "url_env", "table", "schema", "cursor", "lookback", "chunk_rows", "lock_timeout"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

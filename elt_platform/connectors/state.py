@@ -89,11 +89,16 @@ class ConnectorStateStore:
                 " environment = excluded.environment, run_id = excluded.run_id,"
                 " updated_at = excluded.updated_at",
                 (
-                    asset, version_id, json.dumps(saved.state, sort_keys=True, default=str),
+                    asset,
+                    version_id,
+                    json.dumps(saved.state, sort_keys=True, default=str),
                     json.dumps(saved.position, sort_keys=True, default=str),
-                    json.dumps(saved.source_schema), environment, run_id, utc_now(),
+                    json.dumps(saved.source_schema),
+                    environment,
+                    run_id,
+                    utc_now(),
                 ),
-            )  # fmt: skip
+            )
 
 
 def current_state(wh: Warehouse, asset: str, environment: str) -> tuple[Version | None, dict]:

@@ -4,35 +4,38 @@ This is `@dbt_assets` unrolled (dagster-dbt builds the same multi_asset) so that
 volume gates run in the same step as dbt and the quality score lands in the materialization.
 """
 
-import json
-
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_dbt.asset_utils import DAGSTER_DBT_SELECT_METADATA_KEY, build_dbt_specs
 
 from elt_platform.checks.gates import gate_check_specs
-from elt_platform.contracts.model import Contract
-from elt_platform.dbt.project import (
+from elt_platform.dbt.environment_run import RunObserver
+from elt_platform.dbt.runner import run_dbt_build
+from elt_platform.dbt.translator import EnvironmentDbtTranslator
+from elt_platform.orchestration.partitions import environment_partitions
+from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.project.contracts.model import Contract
+from elt_platform.project.dbt_project import (
     TARGET_NAME,
     DbtProjectConfig,
     dbt_executable,
     prepare_manifest,
 )
-from elt_platform.dbt.runner import run_dbt_build
-from elt_platform.dbt.translator import EnvironmentDbtTranslator
-from elt_platform.environments import environment_partitions
-from elt_platform.resources import WarehouseResource
+from elt_platform.project.manifest import load_manifest
 
 
 def build_dbt_assets(
-    cfg: DbtProjectConfig, contracts: dict[str, Contract] | None = None
+    cfg: DbtProjectConfig,
+    contracts: dict[str, Contract] | None = None,
+    observers: tuple[RunObserver, ...] = (),
 ) -> dg.AssetsDefinition:
-    manifest = json.loads(prepare_manifest(cfg).read_text())
+    """One multi-asset for the whole project; `observers` react to each finished dbt run."""
+    manifest = load_manifest(prepare_manifest(cfg))
     contracts = contracts or {}
     translator = EnvironmentDbtTranslator(contracts)
     specs, dbt_check_specs = build_dbt_specs(
         translator=translator,
-        manifest=manifest,
+        manifest=manifest.data,
         select="fqn:*",
         exclude="",
         selector="",
@@ -55,7 +58,7 @@ def build_dbt_assets(
     def dbt_models(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
     ):
-        yield from run_dbt_build(context, dbt, warehouse, cfg, manifest, translator, contracts)
+        yield from run_dbt_build(context, dbt, warehouse, cfg, manifest, contracts, observers)
 
     return dbt_models
 

@@ -7,35 +7,23 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource
+from dagster_dbt import DbtCliResource
 
+from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.checks.gates import evaluate_gates, score, to_check_result
-from elt_platform.contracts.model import Contract
-from elt_platform.dbt.project import DbtProjectConfig, dbt_vars
+from elt_platform.dbt.environment_run import RunObserver, finish_dbt_run, prepare_dbt_run
 from elt_platform.errors import MissingSourceData
-from elt_platform.resources import WarehouseResource
-from elt_platform.sandboxes.dbt_run import finish_dbt_run, plain_relation_sql, prepare_dbt_run
-from elt_platform.store.catalog import quote_ident, relation_for_asset
+from elt_platform.orchestration.metadata import version_metadata
+from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.project.contracts.model import Contract
+from elt_platform.project.dbt_project import DbtProjectConfig, dbt_vars
+from elt_platform.project.manifest import Manifest
+from elt_platform.sqlident import quote_ident
+from elt_platform.store.catalog import RelationSql, default_relation_sql, relation_for_asset
 from elt_platform.store.versions import Version
-from elt_platform.versioning import version_metadata
-
-
-def dbt_relations(
-    manifest: Mapping[str, Any], translator: DagsterDbtTranslator
-) -> dict[str, tuple[str, str]]:
-    """Asset key string -> (schema, identifier) for every dbt model and source in the manifest."""
-    result: dict[str, tuple[str, str]] = {}
-    for node in list(manifest["nodes"].values()) + list(manifest["sources"].values()):
-        if node["resource_type"] not in {"model", "source", "seed", "snapshot"}:
-            continue
-        key = translator.get_asset_key(node).to_user_string()
-        ident = node.get("alias") or node.get("identifier") or node["name"]
-        result[key] = (node["schema"], ident)
-    return result
 
 
 def mount_upstream(
@@ -43,7 +31,7 @@ def mount_upstream(
     pointers: Mapping[str, Version],
     relations: Mapping[str, tuple[str, str]],
     skip: set[str],
-    relation_sql=plain_relation_sql,
+    relation_sql: RelationSql = default_relation_sql,
 ) -> None:
     """Create views in the scratch database for every pointed version dbt will not rebuild
     (through `relation_sql`, which masks PII in sandboxes)."""
@@ -89,17 +77,17 @@ def run_dbt_build(
     dbt: DbtCliResource,
     warehouse: WarehouseResource,
     cfg: DbtProjectConfig,
-    manifest: Mapping[str, Any],
-    translator: DagsterDbtTranslator,
+    manifest: Manifest,
     contracts: Mapping[str, Contract] | None = None,
+    observers: tuple[RunObserver, ...] = (),
 ) -> Iterator[dg.Output | dg.AssetCheckResult | dg.AssetObservation]:
     env = warehouse.writable_environment(context)
     wh = warehouse.warehouse
     pointers = wh.resolve(env.name)
     check_inputs_available(context, pointers)
-    relations = dbt_relations(manifest, translator)
+    relations = manifest.relations()
     # Flags/vars, masking and (in a sandbox) which selected models keep their release versions.
-    setup = prepare_dbt_run(context, wh, env, manifest, translator, pointers)
+    setup = prepare_dbt_run(context, wh, warehouse.settings, env, manifest, pointers)
     pointers = {**pointers, **setup.reused_versions}
     scratch = wh.scratch_path(env.name)
     con = duckdb.connect(str(scratch))
@@ -147,7 +135,7 @@ def run_dbt_build(
             key = dg.AssetKey.from_user_string(name)
             outcomes = evaluate_gates(wh, version, contracts[name])
             gate_results[name] = [to_check_result(key, o) for o in outcomes]
-    extra = finish_dbt_run(context, wh, setup, manifest, new_versions, events)
+    extra = finish_dbt_run(context, wh, setup, manifest, new_versions, events, observers)
     dbt_checks: dict[str, list[dg.AssetCheckResult]] = {}
     for event in events:
         if isinstance(event, dg.AssetCheckResult) and event.asset_key is not None:
@@ -185,7 +173,7 @@ def run_dbt_build(
 
 def _export_models(
     context: dg.AssetExecutionContext,
-    wh,
+    wh: GovernedWarehouse,
     environment: str,
     scratch: Path,
     events: list,

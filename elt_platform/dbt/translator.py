@@ -10,8 +10,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from elt_platform.checks.freshness import freshness_policy
-from elt_platform.contracts.model import Contract
-from elt_platform.environments import environment_partitions
+from elt_platform.orchestration.partitions import environment_partitions
+from elt_platform.project.contracts.model import Contract
+from elt_platform.project.manifest import asset_key, layer, node_meta
 
 
 class EnvironmentDbtTranslator(DagsterDbtTranslator):
@@ -21,13 +22,16 @@ class EnvironmentDbtTranslator(DagsterDbtTranslator):
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
         self._contracts = dict(contracts or {})
 
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        """The manifest reader owns the key rule, so every reader of the project agrees."""
+        return dg.AssetKey(asset_key(dbt_resource_props).split("/"))
+
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         props = self.get_resource_props(manifest, unique_id)
-        meta = props.get("meta") or (props.get("config") or {}).get("meta") or {}
         contract = self._contracts.get(spec.key.to_user_string())
-        owner = contract.owner if contract else meta.get("owner")
-        spec = spec.merge_attributes(tags={"elt/layer": _layer(props)})
+        owner = contract.owner if contract else node_meta(props).get("owner")
+        spec = spec.merge_attributes(tags={"elt/layer": layer(props)})
         if owner and not spec.owners:
             spec = spec.replace_attributes(owners=[owner])
         if contract is not None:
@@ -38,7 +42,7 @@ class EnvironmentDbtTranslator(DagsterDbtTranslator):
         return spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return _layer(dbt_resource_props)
+        return layer(dbt_resource_props)
 
     def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
@@ -55,10 +59,3 @@ class EnvironmentDbtTranslator(DagsterDbtTranslator):
             automation_condition=spec.automation_condition,
             partitions_def=environment_partitions,
         )
-
-
-def _layer(props: Mapping[str, Any]) -> str:
-    if props.get("resource_type") == "source":
-        return "raw"
-    fqn = props.get("fqn") or []
-    return fqn[1] if len(fqn) > 2 else "models"

@@ -1,1 +1,1 @@
-"""Governance: access policies, differential privacy, retention and compliance checks."""
+"""Governance: differential privacy, retention, contract changes and their jobs."""

@@ -16,23 +16,22 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 
+from elt_platform.access.sensitivity import PRIVATE_SCHEMA_PREFIX
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import ConfigError, UnknownAsset
 from elt_platform.governance import budget as budgets
-from elt_platform.governance.policies import (
+from elt_platform.governance.privacy import LAPLACE, Calibration, add_noise, calibrate, split_budget
+from elt_platform.project.policies import (
+    PRIVATE_DATASET_INPUTS,
     Action,
     Policies,
     PrivateDataset,
-    load_policies,
     validate_consumer,
 )
-from elt_platform.governance.privacy import LAPLACE, Calibration, add_noise, calibrate, split_budget
-from elt_platform.governance.sensitivity import PRIVATE_SCHEMA_PREFIX
-from elt_platform.store.versions import sql_literal
+from elt_platform.sqlident import sql_literal
 
 RELEASED_KIND = "privacy.released"
-ORDERS_BY_REGION_MONTH = "orders_by_region_month"
-SOURCES = {ORDERS_BY_REGION_MONTH: ("orders", "customers")}
+SOURCES = PRIVATE_DATASET_INPUTS
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def release_private_aggregate(
 ) -> PrivateRelease:
     """Validate, spend the budget, then compute and publish one noisy release. A refused spend
     writes nothing; a failure after the spend keeps it spent (privacy accounting errs safe)."""
-    policies = policies or load_policies()
+    policies = policies or wh.access.policies
     ds = policies.privacy.datasets.get(dataset)
     if ds is None or dataset not in SOURCES:
         known = ", ".join(sorted(set(policies.privacy.datasets) & set(SOURCES))) or "none"
@@ -125,9 +124,16 @@ def release_private_aggregate(
         raise UnknownAsset(f"{source_environment!r} has no version of {', '.join(missing)}")
     actor = wh.access.identity.actor
     state = budgets.spend(
-        wh, dataset=dataset, consumer=consumer, epsilon=epsilon, delta=delta,
-        mechanism=mechanism, budget=ds.budget_for(consumer), actor=actor, environment=target,
-    )  # fmt: skip
+        wh,
+        dataset=dataset,
+        consumer=consumer,
+        epsilon=epsilon,
+        delta=delta,
+        mechanism=mechanism,
+        budget=ds.budget_for(consumer),
+        actor=actor,
+        environment=target,
+    )
     orders, customers = (pointers[a] for a in SOURCES[dataset])
     con = duckdb.connect()
     try:
@@ -150,16 +156,25 @@ def release_private_aggregate(
         )
         asset = private_asset(consumer, dataset)
         version = wh.versions.write_query(
-            con, asset, "SELECT * FROM noisy ORDER BY region, month", environment=target,
+            con,
+            asset,
+            "SELECT * FROM noisy ORDER BY region, month",
+            environment=target,
             inputs={a: pointers[a].version_id for a in SOURCES[dataset]},
-            params={"differential_privacy": {
-                "dataset": dataset, "consumer": consumer, "mechanism": mechanism,
-                "epsilon": epsilon, "delta": delta, "count_scale": count_noise.scale,
-                "revenue_scale": revenue_noise.scale,
-                "max_orders_per_customer": ds.max_orders_per_customer,
-                "max_order_amount": ds.max_order_amount,
-            }},
-        )  # fmt: skip
+            params={
+                "differential_privacy": {
+                    "dataset": dataset,
+                    "consumer": consumer,
+                    "mechanism": mechanism,
+                    "epsilon": epsilon,
+                    "delta": delta,
+                    "count_scale": count_noise.scale,
+                    "revenue_scale": revenue_noise.scale,
+                    "max_orders_per_customer": ds.max_orders_per_customer,
+                    "max_order_amount": ds.max_order_amount,
+                }
+            },
+        )
     finally:
         con.close()
     release_id = None
@@ -171,13 +186,30 @@ def release_private_aggregate(
     else:
         wh.commit_pointers(target, {asset: version}, run_id=None)
     wh.ledger.append(
-        RELEASED_KIND, actor=actor, environment=target,
-        params={"dataset": dataset, "consumer": consumer, "mechanism": mechanism,
-                "epsilon": epsilon, "delta": delta, "release_id": release_id,
-                "cells": len(exact), "source_environment": source_environment},
+        RELEASED_KIND,
+        actor=actor,
+        environment=target,
+        params={
+            "dataset": dataset,
+            "consumer": consumer,
+            "mechanism": mechanism,
+            "epsilon": epsilon,
+            "delta": delta,
+            "release_id": release_id,
+            "cells": len(exact),
+            "source_environment": source_environment,
+        },
         assets={asset: version.version_id},
-    )  # fmt: skip
+    )
     return PrivateRelease(
-        dataset, consumer, asset, version.version_id, target, release_id, len(exact),
-        count_noise, revenue_noise, state,
-    )  # fmt: skip
+        dataset,
+        consumer,
+        asset,
+        version.version_id,
+        target,
+        release_id,
+        len(exact),
+        count_noise,
+        revenue_noise,
+        state,
+    )

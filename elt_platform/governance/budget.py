@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from elt_platform.errors import PrivacyBudgetExceeded
-from elt_platform.governance.policies import Budget
+from elt_platform.project.policies import Budget
 from elt_platform.store.metadata import MetadataStore, utc_now
 
 SPENT_KIND = "privacy.budget_spent"
@@ -115,11 +115,18 @@ def spend(
             (dataset, consumer, epsilon, delta, mechanism, utc_now(), actor),
         )
         wh.ledger.append(
-            SPENT_KIND, actor=actor, environment=environment, tx=tx,
+            SPENT_KIND,
+            actor=actor,
+            environment=environment,
+            tx=tx,
             params={
-                "dataset": dataset, "consumer": consumer, "epsilon": epsilon, "delta": delta,
-                "mechanism": mechanism, "spent_epsilon": state.spent_epsilon + epsilon,
+                "dataset": dataset,
+                "consumer": consumer,
+                "epsilon": epsilon,
+                "delta": delta,
+                "mechanism": mechanism,
+                "spent_epsilon": state.spent_epsilon + epsilon,
                 "budget_epsilon": budget.epsilon,
             },
-        )  # fmt: skip
+        )
         return _state(tx, dataset, consumer, budget)

@@ -7,9 +7,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from elt_platform.audit.ledger import LedgerKind
-from elt_platform.contracts.loading import load_contract
-from elt_platform.governance.policies import Action
+from elt_platform.project.contracts.files import load_contract
+from elt_platform.project.policies import Action
+from elt_platform.store.ledger import LedgerKind
 
 
 @dataclass(frozen=True)
@@ -54,21 +54,29 @@ def record_contract_change(wh, path: Path) -> ContractChange:
     columns = _columns(contract)
     old = previous.params if previous else {}
     if old.get("sha256") == digest:
-        return ContractChange(contract.dataset, contract.version, digest, old.get("version"), [],
-                              False)  # fmt: skip
+        return ContractChange(
+            contract.dataset, contract.version, digest, old.get("version"), [], False
+        )
     changes = _diff(old.get("columns", {}), columns) if previous else ["first recorded version"]
     for key in ("owner", "retention"):
         if previous and old.get(key) != getattr(contract, key):
             changes.append(f"{key} {old.get(key)} -> {getattr(contract, key)}")
     entry = wh.ledger.append(
-        LedgerKind.CONTRACT_CHANGED, actor=wh.access.identity.actor, environment=None,
+        LedgerKind.CONTRACT_CHANGED,
+        actor=wh.access.identity.actor,
+        environment=None,
         params={
-            "dataset": contract.dataset, "version": contract.version, "sha256": digest,
-            "previous_version": old.get("version"), "owner": contract.owner,
-            "retention": contract.retention, "columns": columns, "changes": changes,
+            "dataset": contract.dataset,
+            "version": contract.version,
+            "sha256": digest,
+            "previous_version": old.get("version"),
+            "owner": contract.owner,
+            "retention": contract.retention,
+            "columns": columns,
+            "changes": changes,
             "file": path.name,
         },
-    )  # fmt: skip
+    )
     return ContractChange(
         contract.dataset, contract.version, digest, old.get("version"), changes, True, entry.seq
     )

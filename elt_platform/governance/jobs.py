@@ -3,23 +3,22 @@ schedule's is a steward), so it needs the `enforce_retention` action like anyone
 
 import dagster as dg
 
-from elt_platform.contracts.loading import contracts_for
-from elt_platform.governance.access import ROLE_TAG, USER_TAG
+from elt_platform.access.identity import ROLE_TAG, USER_TAG
 from elt_platform.governance.retention import enforce_retention
-from elt_platform.resources import WarehouseResource
-from elt_platform.settings import Settings
+from elt_platform.orchestration.names import RETENTION_JOB
+from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.project.contracts.files import contracts_for
 
-RETENTION_JOB = "enforce_retention"
 RETENTION_IDENTITY = {USER_TAG: "schedule:retention", ROLE_TAG: "steward"}
 
 
-def build_governance_jobs(settings: Settings) -> list[dg.JobDefinition]:
-    contracts_dir = settings.contracts_dir
+def build_governance_jobs() -> list[dg.JobDefinition]:
 
     @dg.op(name="delete_expired_rows", tags={"kind": "retention"}, out={})
     def enforce(context: dg.OpExecutionContext, warehouse: WarehouseResource):
         """Delete rows older than each asset's retention from every version still held."""
-        report = enforce_retention(warehouse.warehouse, contracts_for(contracts_dir))
+        wh = warehouse.warehouse
+        report = enforce_retention(wh, contracts_for(wh.settings.contracts_dir))
         context.log.info(
             f"removed {report.rows_removed} expired rows from {len(report.rewrites)} versions "
             f"({sum(1 for r in report.rewrites if r.new_version)} rewritten, the rest "

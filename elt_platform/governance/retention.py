@@ -19,12 +19,13 @@ from pathlib import Path
 
 import duckdb
 
-from elt_platform.audit.ledger import LedgerKind
-from elt_platform.contracts.model import Contract, parse_duration
+from elt_platform.access.sensitivity import private_dataset_of
+from elt_platform.durations import parse_period
 from elt_platform.errors import EnvironmentBusy
-from elt_platform.governance.policies import Action, Policies, load_policies
-from elt_platform.governance.sensitivity import private_dataset_of
-from elt_platform.store.catalog import quote_ident
+from elt_platform.project.contracts.model import Contract
+from elt_platform.project.policies import Action, Policies
+from elt_platform.sqlident import quote_ident
+from elt_platform.store.ledger import LedgerKind
 from elt_platform.store.releases import manifest_hash
 from elt_platform.store.versions import Version
 
@@ -49,11 +50,14 @@ class Rewrite:
 
     def proof(self) -> dict:
         return {
-            "asset": self.asset, "old_version": self.old_version,
-            "new_version": self.new_version, "rows_before": self.rows_before,
-            "rows_removed": self.rows_removed, "environments": self.environments,
+            "asset": self.asset,
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "rows_before": self.rows_before,
+            "rows_removed": self.rows_removed,
+            "environments": self.environments,
             "releases": self.releases,
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -76,7 +80,7 @@ def retention_rule(
     dataset = private_dataset_of(asset, policies)
     if dataset is not None:
         ds = policies.privacy.datasets[dataset]
-        return RetentionRule(asset, "month", parse_duration(ds.retention), "private dataset")
+        return RetentionRule(asset, "month", parse_period(ds.retention), "private dataset")
     governance = policies.assets.get(asset)
     if governance is None:
         return "no retention_column declared in policies.yaml"
@@ -89,7 +93,7 @@ def retention_rule(
         )
     if governance.retention is None:
         return "no retention period (no contract and none in policies.yaml)"
-    period = parse_duration(governance.retention)
+    period = parse_period(governance.retention)
     return RetentionRule(asset, governance.retention_column, period, "policies.yaml")
 
 
@@ -114,7 +118,7 @@ def enforce_retention(
 ) -> RetentionReport:
     """Remove expired rows from every version of every governed asset (see module docstring)."""
     wh.authorize(Action.ENFORCE_RETENTION)
-    policies = policies or load_policies()
+    policies = policies or wh.access.policies
     now = now or datetime.now(UTC)
     report = RetentionReport(now=now.isoformat())
     actor = wh.access.identity.actor
@@ -207,12 +211,15 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
                 continue  # deleted below, not rewritten
             record = wh.versions.record(version.asset, version.version_id)
             new = wh.versions.write_query(
-                duck, version.asset, f"SELECT * FROM {version.scan_sql} WHERE NOT ({expired})"
-                f" OR ({expired}) IS NULL", environment=record["environment"],
-                run_id=record["run_id"], code_version=record["code_version"],
+                duck,
+                version.asset,
+                f"SELECT * FROM {version.scan_sql} WHERE NOT ({expired}) OR ({expired}) IS NULL",
+                environment=record["environment"],
+                run_id=record["run_id"],
+                code_version=record["code_version"],
                 inputs=record["inputs"],
                 params={**record["params"], "retention_rewrite_of": version.version_id},
-            )  # fmt: skip
+            )
             rewrite.new_version = new.version_id
     finally:
         duck.close()
@@ -253,14 +260,18 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
                 (manifest_hash(manifest), release_id),
             )
         entry = wh.ledger.append(
-            LedgerKind.RETENTION_DELETED, actor=actor, environment=None, tx=tx,
+            LedgerKind.RETENTION_DELETED,
+            actor=actor,
+            environment=None,
+            tx=tx,
             params={
-                "as_of": report.now, "cutoffs": report.cutoffs,
+                "as_of": report.now,
+                "cutoffs": report.cutoffs,
                 "rows_removed": report.rows_removed,
                 "versions": [r.proof() for r in report.rewrites],
             },
             assets=_new_versions_by_asset(report.rewrites),
-        )  # fmt: skip
+        )
         report.ledger_seq = entry.seq
     for directory in doomed:
         shutil.rmtree(directory, ignore_errors=True)

@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from elt_platform.contracts.evolution import (
+from elt_platform.access.facade import GovernedWarehouse
+from elt_platform.checks.compliance import promotion_problems
+from elt_platform.environments import PROD
+from elt_platform.orchestration.names import CODE_VERSION_TAG
+from elt_platform.project.contracts.evolution import (
     breaking_change_approved,
     classify_contract_change,
     classify_schema_change,
 )
-from elt_platform.contracts.model import Contract
-from elt_platform.environments import PROD
-from elt_platform.promotion.policy import PromotionPolicy
+from elt_platform.project.contracts.model import Contract
+from elt_platform.project.promotion_policy import PromotionPolicy
 from elt_platform.store.releases import manifest_hash
-from elt_platform.store.warehouse import Warehouse
-
-CODE_VERSION_TAG = "elt/code_version"
 
 
 @dataclass
@@ -84,7 +84,7 @@ def _sample(evaluation) -> str:
 
 
 def evaluate_candidate(
-    wh: Warehouse,
+    wh: GovernedWarehouse,
     instance: dg.DagsterInstance,
     asset_graph,
     policy: PromotionPolicy,
@@ -145,18 +145,17 @@ def evaluate_candidate(
     if policy.require_reproducible:
         _check_reproducible(wh, instance, asset_graph, cand)
     cand.contracts = {
-        name: c.model_dump(mode="json") for name, c in (contracts or {}).items()
+        name: c.model_dump(mode="json")
+        for name, c in (contracts or {}).items()
         if name in cand.manifest
-    }  # fmt: skip
+    }
     if policy.block_breaking_changes:
         _check_breaking(wh, cand, contracts or {})
-    from elt_platform.governance.compliance import promotion_problems  # the compliance gate
-
-    cand.problems.extend(promotion_problems(wh))
+    cand.problems.extend(promotion_problems(wh))  # the compliance gate
     return cand
 
 
-def _check_reproducible(wh: Warehouse, instance, asset_graph, cand: Candidate) -> None:
+def _check_reproducible(wh: GovernedWarehouse, instance, asset_graph, cand: Candidate) -> None:
     labels: dict[str, set[str]] = {}
     for name, version_id in cand.manifest.items():
         record = wh.versions.record(name, version_id)
@@ -179,7 +178,7 @@ def _check_reproducible(wh: Warehouse, instance, asset_graph, cand: Candidate) -
         cand.code_version = next(iter(labels))
 
 
-def _check_breaking(wh: Warehouse, cand: Candidate, contracts: dict[str, Contract]) -> None:
+def _check_breaking(wh: GovernedWarehouse, cand: Candidate, contracts: dict[str, Contract]) -> None:
     """Breaking changes against what prod serves need a contract major bump + migration note.
 
     Two views: the contracts themselves (against the contracts recorded with the current

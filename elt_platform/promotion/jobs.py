@@ -1,25 +1,29 @@
 """Promotion and rollback as Dagster jobs, so the UI's run list and prod partition history are the
-promotion history. Each records a materialization of every changed asset's `prod` partition."""
+promotion history. Each records a materialization of every changed asset's `prod` partition.
+(The docs site follows promotions through a run-status sensor of the audit domain.)"""
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from elt_platform.contracts.loading import contracts_for
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import EltError, UnknownRelease
+from elt_platform.orchestration.names import GC_JOB, PROMOTE_JOB, ROLLBACK_JOB
+from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.project.contracts.files import contracts_for
+from elt_platform.project.promotion_policy import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.promotion.gc import collect_garbage
-from elt_platform.promotion.policy import load_policy
-from elt_platform.resources import WarehouseResource
 from elt_platform.store.releases import PublishResult
 
-PROMOTE_JOB = "promote_release"
-ROLLBACK_JOB = "rollback_release"
-GC_JOB = "collect_garbage"
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+
+# The asset graph of the code location the jobs belong to (execute_in_process gives ops no
+# repository, so it is resolved lazily from the assembled Definitions).
+AssetGraphSource = Callable[[], "BaseAssetGraph"]
 
 
 class PromoteConfig(dg.Config):
@@ -65,13 +69,17 @@ def _prod_materializations(
     return events
 
 
-def _promote_body(context, config: PromoteConfig, warehouse: WarehouseResource, platform):
+def _promote_body(
+    context, config: PromoteConfig, warehouse: WarehouseResource, asset_graph: AssetGraphSource
+):
     """Re-evaluate the gates for exactly the candidate versions, then publish them atomically."""
     wh = warehouse.warehouse
     environment_from_name(config.source_environment)
-    policy = load_policy().model_copy(update={"source_environment": config.source_environment})
-    contracts = contracts_for(platform.contracts_dir)
-    cand = evaluate_candidate(wh, context.instance, platform.asset_graph(), policy, contracts)
+    policy = load_promotion_policy(wh.settings.promotion_path).model_copy(
+        update={"source_environment": config.source_environment}
+    )
+    contracts = contracts_for(wh.settings.contracts_dir)
+    cand = evaluate_candidate(wh, context.instance, asset_graph(), policy, contracts)
     if not cand.eligible:
         raise dg.Failure(
             description=f"release candidate from {cand.source_environment} is blocked",
@@ -94,8 +102,6 @@ def _promote_body(context, config: PromoteConfig, warehouse: WarehouseResource, 
     )
     checks = {a: {f"check_{k}": v for k, v in c.items()} for a, c in cand.checks.items()}
     yield from _prod_materializations(result, "promote", wh, checks)
-    if result.changed and platform.settings is not None:
-        _rebuild_docs(context, platform.settings)
     context.log.info(
         f"prod at {result.release.release_id} ({len(result.changed_assets)} assets changed)"
         if result.changed
@@ -103,27 +109,23 @@ def _promote_body(context, config: PromoteConfig, warehouse: WarehouseResource, 
     )
 
 
-def _rollback_body(context, config: RollbackConfig, warehouse: WarehouseResource, platform):
+def _rollback_body(
+    context, config: RollbackConfig, warehouse: WarehouseResource, asset_graph: AssetGraphSource
+):
     """Point prod back at a release; a subset also rolls back everything downstream of it."""
     wh = warehouse.warehouse
     try:
         result = rollback_prod(
-            wh, config.release_id, config.assets, platform.asset_graph(),
-            actor=config.triggered_by, run_id=context.run_id,
-        )  # fmt: skip
+            wh,
+            config.release_id,
+            config.assets,
+            asset_graph(),
+            actor=config.triggered_by,
+            run_id=context.run_id,
+        )
     except EltError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     yield from _prod_materializations(result, "rollback", wh, {})
-
-
-def _rebuild_docs(context, settings) -> None:
-    """Living documentation follows every promotion; a docs failure never fails the release."""
-    from elt_platform.audit.docs import build_docs
-
-    try:
-        context.log.info(f"docs site regenerated: {build_docs(settings)}")
-    except Exception as exc:  # noqa: BLE001 - the release is already published
-        context.log.warning(f"could not regenerate the docs site: {exc}")
 
 
 def downstream_closure(asset_graph, assets: list[str]) -> list[str]:
@@ -155,29 +157,20 @@ def rollback_prod(wh, release_id: str, assets: list[str], asset_graph, *, actor:
     )
 
 
-@dataclass(frozen=True)
-class PlatformView:
-    """What promotion needs from the code location: its asset graph and contracts folder."""
-
-    asset_graph: Callable[[], object]
-    contracts_dir: Path
-    settings: object = None  # elt_platform.settings.Settings of the code location
-
-
-def build_promotion_jobs(platform: PlatformView) -> list[dg.JobDefinition]:
+def build_promotion_jobs(asset_graph: AssetGraphSource) -> list[dg.JobDefinition]:
     @dg.op(name="promote", tags={"kind": "promotion"}, out={})
     def promote(
         context: dg.OpExecutionContext, config: PromoteConfig, warehouse: WarehouseResource
     ):
         """Re-evaluate the gates for exactly the candidate versions, then publish atomically."""
-        yield from _promote_body(context, config, warehouse, platform)
+        yield from _promote_body(context, config, warehouse, asset_graph)
 
     @dg.op(name="rollback", tags={"kind": "rollback"}, out={})
     def rollback(
         context: dg.OpExecutionContext, config: RollbackConfig, warehouse: WarehouseResource
     ):
         """Point prod back at a release; a subset also rolls back everything downstream."""
-        yield from _rollback_body(context, config, warehouse, platform)
+        yield from _rollback_body(context, config, warehouse, asset_graph)
 
     @dg.job(name=PROMOTE_JOB, tags={"elt/target_environment": PROD}, description=promote.__doc__)
     def _promote():
@@ -190,7 +183,7 @@ def build_promotion_jobs(platform: PlatformView) -> list[dg.JobDefinition]:
     @dg.op(name="collect_unreferenced", tags={"kind": "gc"}, out={})
     def collect(context: dg.OpExecutionContext, warehouse: WarehouseResource):
         """Keep the newest releases and every held one; delete versions nothing references."""
-        policy = load_policy()
+        policy = load_promotion_policy(warehouse.settings.promotion_path)
         report = collect_garbage(
             warehouse.warehouse,
             keep=policy.keep_releases,

@@ -3,17 +3,18 @@ those versions, request a promotion run; otherwise say precisely what blocks it.
 
 import dagster as dg
 
-from elt_platform.contracts.loading import contracts_for
 from elt_platform.environments import PROD
-from elt_platform.promotion.candidate import CODE_VERSION_TAG, evaluate_candidate
-from elt_platform.promotion.jobs import PROMOTE_JOB, PlatformView
-from elt_platform.promotion.policy import load_policy
-from elt_platform.resources import WarehouseResource
+from elt_platform.orchestration.names import CODE_VERSION_TAG, PROMOTE_JOB, PROMOTION_SENSOR
+from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.project.contracts.files import contracts_for
+from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.promotion.candidate import evaluate_candidate
+from elt_platform.promotion.jobs import AssetGraphSource
 
 
-def build_promotion_sensor(platform: PlatformView) -> dg.SensorDefinition:
+def build_promotion_sensor(asset_graph: AssetGraphSource) -> dg.SensorDefinition:
     @dg.sensor(
-        name="promotion_sensor",
+        name=PROMOTION_SENSOR,
         job_name=PROMOTE_JOB,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -21,9 +22,9 @@ def build_promotion_sensor(platform: PlatformView) -> dg.SensorDefinition:
     )
     def promotion_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         wh = warehouse.warehouse
-        policy = load_policy()
-        contracts = contracts_for(platform.contracts_dir)
-        graph = platform.asset_graph()
+        policy = load_promotion_policy(wh.settings.promotion_path)
+        contracts = contracts_for(wh.settings.contracts_dir)
+        graph = asset_graph()
         cand = evaluate_candidate(wh, context.instance, graph, policy, contracts)
         prod = wh.environments.pointers(PROD)
         if cand.manifest and all(prod.get(a) == v for a, v in cand.manifest.items()):

@@ -52,9 +52,14 @@ class ExperimentStore:
         the sandbox itself); call `write_file` once that transaction has committed."""
         record = {**record, "status": ACTIVE, "updated_at": record["created_at"]}
         row = (
-            record["experiment_id"], record["sandbox"], ACTIVE, record["created_at"],
-            record["created_at"], str(self.path(record["sandbox"])), _dumps(record),
-        )  # fmt: skip
+            record["experiment_id"],
+            record["sandbox"],
+            ACTIVE,
+            record["created_at"],
+            record["created_at"],
+            str(self.path(record["sandbox"])),
+            _dumps(record),
+        )
         sql = (
             "INSERT INTO experiments (experiment_id, sandbox, status, created_at, updated_at,"
             " path, record_json) VALUES (?,?,?,?,?,?,?)"

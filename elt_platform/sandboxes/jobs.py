@@ -3,13 +3,13 @@ and an hourly schedule that prunes sandboxes past their TTL (after archiving the
 
 import dagster as dg
 
-from elt_platform.resources import WarehouseResource
+from elt_platform.orchestration.names import CREATE_SANDBOX_JOB, PRUNE_SANDBOXES_JOB
+from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.sandboxes.create import DEFAULT_TTL, create_sandbox
 from elt_platform.sandboxes.prune import prune_expired
-from elt_platform.settings import Settings
 
-CREATE_JOB = "create_sandbox"
-PRUNE_JOB = "prune_sandboxes"
+CREATE_JOB = CREATE_SANDBOX_JOB
+PRUNE_JOB = PRUNE_SANDBOXES_JOB
 
 
 class CreateSandboxConfig(dg.Config):
@@ -19,21 +19,20 @@ class CreateSandboxConfig(dg.Config):
     owner: str | None = None
 
 
-def build_sandbox_jobs(settings: Settings) -> list[dg.JobDefinition]:
-    """The create and prune jobs (settings give the dbt project whose PII policy applies)."""
+def build_sandbox_jobs() -> list[dg.JobDefinition]:
+    """The create and prune jobs (they act as the identity in their run's tags)."""
 
     @dg.op(name="create_sandbox_from_release")
     def create_op(
         context: dg.OpExecutionContext, config: CreateSandboxConfig, warehouse: WarehouseResource
     ) -> None:
         created = create_sandbox(
-            settings,
+            warehouse.warehouse,
             config.name,
             from_release=config.from_release,
             ttl=config.ttl,
             owner=config.owner,
             actor=f"dagster:run:{context.run_id}",
-            warehouse=warehouse.warehouse,
             instance=context.instance,
         )
         context.log.info(

@@ -7,14 +7,15 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from elt_platform.audit.ledger import LedgerKind
 from elt_platform.environments import (
     CORE_ENVIRONMENTS,
     EnvironmentKind,
     environment_from_name,
 )
-from elt_platform.errors import ProtectedEnvironment
+from elt_platform.errors import EnvironmentBusy, ProtectedEnvironment
+from elt_platform.orchestration.partitions import remove_environment_partition
 from elt_platform.sandboxes.experiment import ExperimentStore
+from elt_platform.store.ledger import LedgerKind
 from elt_platform.store.pointers import EnvironmentRecord
 from elt_platform.store.warehouse import Warehouse
 
@@ -96,11 +97,14 @@ def drop_sandbox(
         wh.environments.drop(
             env.name,
             on_commit=lambda tx: wh.ledger.append(
-                kind, actor=actor, environment=env.name, tx=tx,
+                kind,
+                actor=actor,
+                environment=env.name,
+                tx=tx,
                 params={k: v for k, v in summary.items() if k != "pointers"},
                 assets=summary["pointers"],
             ),
-        )  # fmt: skip
+        )
         deleted = []
         still_owned = {(a, v) for a, v, _ in owned_versions(wh, env.name)}
         for asset, version_id, _ in owned:
@@ -114,21 +118,19 @@ def drop_sandbox(
     finally:
         wh.locks.release_all()
     if instance is not None:
-        from elt_platform.environments import environment_partitions
-
-        if instance.has_dynamic_partition(environment_partitions.name, env.name):
-            instance.delete_dynamic_partition(environment_partitions.name, env.name)
+        remove_environment_partition(instance, env.name)
     freed = sum(b for a, v, b in owned if (a, v) in set(deleted))
     return DropResult(env.name, str(archived) if archived else None, deleted, freed)
 
 
 def prune_expired(
-    wh: Warehouse, *, actor: str = "schedule:prune_sandboxes", now: datetime | None = None,
+    wh: Warehouse,
+    *,
+    actor: str = "schedule:prune_sandboxes",
+    now: datetime | None = None,
     instance=None,
-) -> list[DropResult]:  # fmt: skip
+) -> list[DropResult]:
     """Drop every sandbox whose TTL has passed (a busy one is left for the next evaluation)."""
-    from elt_platform.errors import EnvironmentBusy
-
     results = []
     for status in sandbox_status(wh, now):
         if not status.expired:

@@ -15,10 +15,14 @@ from pathlib import Path
 import duckdb
 
 from elt_platform.environments import EnvironmentKind
+from elt_platform.sqlident import quote_ident
+from elt_platform.store.metadata import MetadataStore
 from elt_platform.store.pointers import EnvironmentRecord, EnvironmentRegistry, pointers_token
 from elt_platform.store.versions import Version, VersionStore
 
 RelationSql = Callable[[str, Version], str]
+# Given the metadata store, how a sandbox's views read versions (the access layer masks PII).
+SandboxRelations = Callable[[MetadataStore], RelationSql]
 META_SCHEMA = "_elt"
 
 
@@ -28,10 +32,6 @@ def relation_for_asset(asset: str) -> tuple[str, str]:
     if len(parts) == 1:
         return "main", parts[0]
     return parts[-2], parts[-1]
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def default_relation_sql(asset: str, version: Version) -> str:
@@ -47,11 +47,13 @@ class CatalogStore:
         registry: EnvironmentRegistry,
         versions: VersionStore,
         relation_sql: RelationSql = default_relation_sql,
+        sandbox_relations: SandboxRelations | None = None,
     ) -> None:
         self.dir = Path(catalogs_dir)
         self.registry = registry
         self.versions = versions
         self.relation_sql = relation_sql
+        self.sandbox_relations = sandbox_relations
 
     def path(self, environment: str) -> Path:
         return self.dir / f"{environment}.duckdb"
@@ -103,12 +105,15 @@ class CatalogStore:
         return self.path(environment)
 
     def relation_sql_for(self, record: EnvironmentRecord) -> RelationSql:
-        """Sandboxes see PII columns masked (see sandboxes/masking.py); other environments don't."""
+        """How each view of `record`'s catalog reads its version. A sandbox's views must mask what
+        it may not show: without an injected policy its catalog is refused (fails closed)."""
         if record.environment.kind is not EnvironmentKind.SANDBOX:
             return self.relation_sql
-        from elt_platform.sandboxes.masking import sandbox_relation_sql
-
-        return sandbox_relation_sql(self.versions.meta)
+        if self.sandbox_relations is None:
+            raise RuntimeError(
+                f"no masking policy was given for sandbox catalogs (building {record.name!r})"
+            )
+        return self.sandbox_relations(self.versions.meta)
 
     def is_fresh(self, environment: str) -> bool:
         path = self.path(environment)

@@ -15,7 +15,7 @@ from elt_platform.environments import (
     kind_of,
     validate_sandbox_name,
 )
-from elt_platform.errors import EnvironmentExists, UnknownEnvironment
+from elt_platform.errors import EnvironmentExists, UnknownEnvironment, WriteNotAllowed
 from elt_platform.store.metadata import MetadataStore, utc_now
 
 
@@ -137,8 +137,6 @@ class EnvironmentRegistry:
         """Point several assets of a buildable environment at new versions, atomically."""
         record = self.get(name)
         if record.environment.is_prod:
-            from elt_platform.errors import WriteNotAllowed
-
             raise WriteNotAllowed("prod pointers change only by publishing a release")
         now = utc_now()
         with self.meta.transaction() as tx:

@@ -91,7 +91,6 @@ class ReleaseStore:
         code_version: str | None = None,
         gate_summary: dict | None = None,
         run_id: str | None = None,
-        before_commit: Callable[[str], None] | None = None,
         on_commit: OnCommit | None = None,
     ) -> PublishResult:
         """Publish `candidate` (asset -> version) over the current prod manifest, atomically.
@@ -117,17 +116,22 @@ class ReleaseStore:
                 " code_version, triggered_by, manifest_hash, gate_summary_json, run_id)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
                 (
-                    release_id, seq, utc_now(), source_environment, code_version, triggered_by,
-                    digest, json.dumps(gate_summary or {}, default=str), run_id,
+                    release_id,
+                    seq,
+                    utc_now(),
+                    source_environment,
+                    code_version,
+                    triggered_by,
+                    digest,
+                    json.dumps(gate_summary or {}, default=str),
+                    run_id,
                 ),
-            )  # fmt: skip
+            )
             tx.executemany(
                 "INSERT INTO release_entries (release_id, asset, version_id) VALUES (?,?,?)",
                 [(release_id, a, v) for a, v in sorted(manifest.items())],
             )
-            if before_commit is not None:
-                before_commit(release_id)
-            _point_prod(tx, release_id, manifest, "publish", triggered_by, run_id, current)
+            point_prod(tx, release_id, manifest, "publish", triggered_by, run_id, current)
             result = PublishResult(_load(tx, release_id), current, True, changed)
             if on_commit is not None:
                 on_commit(tx, result)
@@ -151,17 +155,20 @@ class ReleaseStore:
             current = _current_id(tx)
             base = _entries(tx, current) if current else {}
             changed = tuple(
-                sorted(a for a in set(base) | set(target.manifest)
-                       if base.get(a) != target.manifest.get(a))
-            )  # fmt: skip
-            _point_prod(tx, release_id, target.manifest, "rollback", actor, run_id, current)
+                sorted(
+                    a
+                    for a in set(base) | set(target.manifest)
+                    if base.get(a) != target.manifest.get(a)
+                )
+            )
+            point_prod(tx, release_id, target.manifest, "rollback", actor, run_id, current)
             result = PublishResult(target, current, current != release_id, changed)
             if on_commit is not None:
                 on_commit(tx, result)
         return result
 
 
-def _point_prod(
+def point_prod(
     tx: sqlite3.Connection,
     release_id: str,
     manifest: dict[str, str],
@@ -170,6 +177,7 @@ def _point_prod(
     run_id: str | None,
     previous: str | None,
 ) -> None:
+    """Inside `tx`: make prod's pointers equal `manifest` and record the move."""
     now = utc_now()
     tx.execute("DELETE FROM env_pointers WHERE environment = ?", (PROD,))
     tx.executemany(

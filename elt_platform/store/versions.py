@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from elt_platform.errors import UnknownVersion
+from elt_platform.sqlident import quote_ident, sql_literal
 from elt_platform.store.metadata import MetadataStore, utc_now
 
 
@@ -47,10 +48,6 @@ def asset_dir_name(asset: str) -> str:
     return asset.replace("/", "__")
 
 
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def content_fingerprint(con: duckdb.DuckDBPyConnection, parquet: Path) -> tuple[str, int, tuple]:
     """Order-independent content id of a Parquet file: schema, row count and two row-hash sums."""
     src = f"read_parquet({sql_literal(str(parquet))})"
@@ -75,10 +72,6 @@ class PartStats:
     rows: int
     h1: int
     h2: int
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def parquet_schema(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[tuple[str, str], ...]:
@@ -177,11 +170,20 @@ class VersionStore:
                 " created_at, environment, run_id, code_version, inputs_json, params_json)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    asset, version_id, str(final), rows, size, json.dumps(schema), now,
-                    environment, run_id, code_version, json.dumps(inputs or {}, sort_keys=True),
+                    asset,
+                    version_id,
+                    str(final),
+                    rows,
+                    size,
+                    json.dumps(schema),
+                    now,
+                    environment,
+                    run_id,
+                    code_version,
+                    json.dumps(inputs or {}, sort_keys=True),
                     json.dumps(params or {}, sort_keys=True, default=str),
                 ),
-            )  # fmt: skip
+            )
             tx.execute(
                 "INSERT INTO materializations (asset, version_id, environment, run_id, created_at,"
                 " reused) VALUES (?,?,?,?,?,?)",
@@ -303,12 +305,20 @@ class VersionStore:
                 " created_at, environment, run_id, code_version, inputs_json, params_json)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    asset, version_id, str(files[0]), sum(s.rows for s in stats_all),
-                    sum(f.stat().st_size for f in files), json.dumps(schema), now, environment,
-                    run_id, code_version, json.dumps(inputs or {}, sort_keys=True),
+                    asset,
+                    version_id,
+                    str(files[0]),
+                    sum(s.rows for s in stats_all),
+                    sum(f.stat().st_size for f in files),
+                    json.dumps(schema),
+                    now,
+                    environment,
+                    run_id,
+                    code_version,
+                    json.dumps(inputs or {}, sort_keys=True),
                     json.dumps(params or {}, sort_keys=True, default=str),
                 ),
-            )  # fmt: skip
+            )
             tx.execute(
                 "INSERT INTO materializations (asset, version_id, environment, run_id, created_at,"
                 " reused) VALUES (?,?,?,?,?,?)",

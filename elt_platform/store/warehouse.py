@@ -1,62 +1,48 @@
-"""The warehouse facade: one object bundling the metadata store, versions, pointers, releases,
-catalogs and locks of one installation. Every read and write of platform data goes through it."""
+"""The store facade: one object bundling the metadata store, versions, pointers, releases,
+catalogs, ledger and locks of one installation. It knows nothing of policy: callers reach it
+through the governed facade (`elt_platform.access.facade`), which checks who may do what."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from elt_platform.audit.ledger import Ledger, LedgerKind
 from elt_platform.environments import PROD, environment_from_name
-from elt_platform.store.catalog import CatalogStore
+from elt_platform.errors import NothingToPublish
+from elt_platform.store.catalog import CatalogStore, SandboxRelations
+from elt_platform.store.ledger import Ledger, LedgerKind
 from elt_platform.store.locks import EnvironmentLocks
 from elt_platform.store.metadata import MetadataStore
 from elt_platform.store.pointers import EnvironmentRegistry
 from elt_platform.store.releases import PublishResult, ReleaseStore
 from elt_platform.store.versions import Version, VersionStore
 
-if TYPE_CHECKING:
-    import duckdb
-
-    from elt_platform.governance.access import AccessControl, Identity
-
 
 class Warehouse:
-    def __init__(self, root: Path, *, identity: Identity | None = None) -> None:
+    """Versions, environments, releases, catalogs, ledger and locks under one `root`."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        sandbox_relations: SandboxRelations | None = None,
+        code_version: Callable[[], str | None] | None = None,
+    ) -> None:
         self.root = Path(root)
-        self._identity = identity  # None: resolved from ELT_USER/ELT_ROLE at first use
-        self._access: AccessControl | None = None
         self.meta = MetadataStore(self.root / "meta.sqlite")
         self.versions = VersionStore(self.root, self.meta)
         self.environments = EnvironmentRegistry(self.meta)
         self.releases = ReleaseStore(self.meta)
-        self.catalogs = CatalogStore(self.root / "catalogs", self.environments, self.versions)
+        self.catalogs = CatalogStore(
+            self.root / "catalogs",
+            self.environments,
+            self.versions,
+            sandbox_relations=sandbox_relations,
+        )
         self.locks = EnvironmentLocks(self.root / "locks")
-        self.ledger = Ledger(self.meta)
+        self.ledger = Ledger(self.meta, code_version)
         self.environments.ensure_core()
-
-    @property
-    def access(self) -> AccessControl:
-        """The caller's access control (governance/access.py), built on first use."""
-        if self._access is None:
-            from elt_platform.governance.access import AccessControl
-
-            self._access = AccessControl(self, self._identity)
-        return self._access
-
-    def bind_identity(self, identity: Identity | None) -> None:
-        """Act as `identity` from now on (e.g. the identity in a Dagster run's tags)."""
-        self._identity, self._access = identity, None
-
-    def authorize(self, action: str, environment: str | None = None, *, owner: str | None = None):
-        """Raise AccessDenied (ledgered) unless the caller's role allows `action`."""
-        self.access.check(action, environment, owner=owner)
-
-    def connect(self, environment: str) -> duckdb.DuckDBPyConnection:
-        """Read an environment as the caller may see it (masked views for restricted roles)."""
-        return self.access.connect(environment)
 
     def scratch_path(self, environment: str) -> Path:
         """The per-environment DuckDB file dbt writes into (never shared between environments)."""
@@ -78,7 +64,6 @@ class Warehouse:
         """Make `versions` visible in a buildable environment at once; refresh its catalog."""
         if not versions:
             return
-        self.authorize("write", environment)
         self.environments.set_pointers(
             environment, {a: v.version_id for a, v in versions.items()}, run_id=run_id
         )
@@ -93,15 +78,12 @@ class Warehouse:
         code_version: str | None = None,
         gate_summary: dict | None = None,
         run_id: str | None = None,
-        before_commit: Callable[[str], None] | None = None,
     ) -> PublishResult:
         """Publish the source environment's pointers (or a subset) to prod as one release."""
         source = self.environments.pointers(source_environment)
         if assets is not None:
             missing = sorted(set(assets) - set(source))
             if missing:
-                from elt_platform.errors import NothingToPublish
-
                 raise NothingToPublish(
                     f"{source_environment!r} has no version of {', '.join(missing)}"
                 )
@@ -113,7 +95,6 @@ class Warehouse:
             code_version=code_version,
             gate_summary=gate_summary,
             run_id=run_id,
-            before_commit=before_commit,
         )
 
     def publish_versions(
@@ -125,10 +106,8 @@ class Warehouse:
         code_version: str | None = None,
         gate_summary: dict | None = None,
         run_id: str | None = None,
-        before_commit: Callable[[str], None] | None = None,
     ) -> PublishResult:
         """Publish explicit asset -> version pointers over prod as one release (ledgered)."""
-        self.authorize("write", PROD)
         result = self.releases.publish(
             candidate,
             source_environment=source_environment,
@@ -136,17 +115,21 @@ class Warehouse:
             code_version=code_version,
             gate_summary=gate_summary,
             run_id=run_id,
-            before_commit=before_commit,
             on_commit=lambda tx, res: self._record_release(
-                tx, LedgerKind.RELEASE_PUBLISHED, res, triggered_by, run_id, code_version,
+                tx,
+                LedgerKind.RELEASE_PUBLISHED,
+                res,
+                triggered_by,
+                run_id,
+                code_version,
                 {"source_environment": source_environment, "gate_summary": gate_summary or {}},
             ),
-        )  # fmt: skip
+        )
         self.catalogs.rebuild(PROD)
         return result
 
     def rollback(self, release_id: str, *, actor: str, run_id: str | None = None) -> PublishResult:
-        self.authorize("write", PROD)
+        """Point prod at an earlier release in one transaction (ledgered)."""
         result = self.releases.rollback(
             release_id,
             actor=actor,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from elt_platform.audit.catalog import export_to_duckdb, query_catalog
+from elt_platform.access.facade import open_warehouse
 from elt_platform.audit.docs import build_docs, page_name
+from elt_platform.audit.metadata_catalog import export_to_duckdb, query_catalog
 from elt_platform.errors import InvalidQuery
-from elt_platform.runtime import open_warehouse
 from elt_platform_tests.conftest import run_cli
 
 
@@ -66,8 +66,12 @@ def test_catalog_holds_runs_check_results_and_the_audit_log(platform_home, site)
 
 def test_catalog_queries_are_read_only(platform_home, site):
     before = _q(platform_home, "SELECT count(*) FROM ledger")
-    for bad in ["DELETE FROM ledger", "SELECT 1; DROP TABLE ledger", "UPDATE assets SET x=1",
-                "WITH x AS (SELECT 1) DELETE FROM ledger"]:  # fmt: skip
+    for bad in [
+        "DELETE FROM ledger",
+        "SELECT 1; DROP TABLE ledger",
+        "UPDATE assets SET x=1",
+        "WITH x AS (SELECT 1) DELETE FROM ledger",
+    ]:
         with pytest.raises(InvalidQuery):
             query_catalog(platform_home.metadata_path, bad)
     assert _q(platform_home, "SELECT count(*) FROM ledger") == before
@@ -90,6 +94,7 @@ def test_catalog_exports_to_duckdb(platform_home, site, tmp_path):
 def test_docs_site_has_an_index_and_a_page_per_asset(platform_home, site):
     assets = [r[0] for r in _q(platform_home, "SELECT asset FROM assets")]
     index = site.read_text()
+    assert assets, "nothing to check"
     for asset in assets:
         assert f"href='{page_name(asset)}'" in index
         assert (site.parent / page_name(asset)).exists()

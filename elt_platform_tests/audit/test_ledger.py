@@ -6,9 +6,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from elt_platform.audit.ledger import GENESIS, LedgerKind, entry_hash
+from elt_platform.access.facade import open_warehouse
 from elt_platform.errors import InvalidLedgerEntry
-from elt_platform.runtime import open_instance, open_warehouse
+from elt_platform.orchestration.instance import open_instance
+from elt_platform.store import releases
+from elt_platform.store.ledger import GENESIS, LedgerKind, entry_hash
 from elt_platform.store.warehouse import Warehouse
 from elt_platform_tests.conftest import make_settings, run_cli
 
@@ -54,6 +56,7 @@ def test_untouched_chain_verifies_and_links_each_entry_to_the_previous_hash(wh):
     assert report.ok and report.entries == 5
     entries = wh.ledger.entries()
     assert entries[0].prev_hash == GENESIS
+    assert len(entries) > 1, "nothing to check"
     for before, after in zip(entries, entries[1:], strict=False):
         assert after.prev_hash == before.hash
         assert entry_hash(after.hashed_fields(), before.hash) == after.hash
@@ -114,12 +117,19 @@ def test_inserted_entry_with_a_valid_own_hash_is_reported(wh):
             "INSERT INTO ledger (seq, at, kind, actor, environment, run_id, code_version,"
             " params_json, assets_json, prev_hash, hash) VALUES (2,?,?,?,?,?,?,?,?,?,?)",
             (
-                first["at"], first["kind"], "user:mallory", first["environment"], first["run_id"],
-                first["code_version"], first["params_json"], first["assets_json"],
-                first["prev_hash"], forged_hash,
+                first["at"],
+                first["kind"],
+                "user:mallory",
+                first["environment"],
+                first["run_id"],
+                first["code_version"],
+                first["params_json"],
+                first["assets_json"],
+                first["prev_hash"],
+                forged_hash,
             ),
         ),
-    )  # fmt: skip
+    )
     problem = wh.ledger.verify().problem
     assert (problem.kind, problem.seq) == ("inserted", 2)
 
@@ -134,11 +144,19 @@ def test_inserted_entry_with_a_made_up_hash_is_reported(wh):
             "INSERT INTO ledger (seq, at, kind, actor, environment, run_id, code_version,"
             " params_json, assets_json, prev_hash, hash) VALUES (3,?,?,?,?,?,?,?,?,?,?)",
             (
-                row["at"], "access.denied", "user:mallory", None, None, None, "{}", "{}",
-                "f" * 64, "e" * 64,
+                row["at"],
+                "access.denied",
+                "user:mallory",
+                None,
+                None,
+                None,
+                "{}",
+                "{}",
+                "f" * 64,
+                "e" * 64,
             ),
         ),
-    )  # fmt: skip
+    )
     problem = wh.ledger.verify().problem
     assert (problem.kind, problem.seq) == ("inserted", 3)
 
@@ -189,15 +207,18 @@ def _write(wh, asset, sql):
         con.close()
 
 
-def test_failed_publish_leaves_no_ledger_entry(tmp_path):
+def test_failed_publish_leaves_no_ledger_entry(tmp_path, monkeypatch):
     wh = Warehouse(tmp_path / "warehouse")
     wh.commit_pointers("staging", {"raw/t": _write(wh, "raw/t", "SELECT 1 AS id")}, run_id="b")
 
-    def crash(release_id):
+    def crash(*args, **kwargs):
         raise RuntimeError("injected")
 
+    # Fail inside the publish transaction, just before prod's pointers move.
+    monkeypatch.setattr(releases, "point_prod", crash)
     with pytest.raises(RuntimeError):
-        wh.publish("staging", triggered_by="test", before_commit=crash)
+        wh.publish("staging", triggered_by="test")
+    monkeypatch.undo()
     assert wh.ledger.entries() == []
     wh.publish("staging", triggered_by="test", run_id="run-p")
     wh.publish("staging", triggered_by="test")  # no change: no release, no entry

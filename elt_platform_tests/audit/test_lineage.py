@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from elt_platform.audit.column_lineage import ROWS, ColumnRef
-from elt_platform.audit.lineage import build_graph, load_lineage
-from elt_platform.audit.version_lineage import release_lineage
+from elt_platform.access.facade import open_warehouse
+from elt_platform.audit.release_lineage import release_lineage
 from elt_platform.errors import UnknownLineageTarget
-from elt_platform.runtime import _definitions, open_warehouse
+from elt_platform.launch.runs import load_definitions
+from elt_platform.project.column_lineage import ROWS, ColumnRef
+from elt_platform.project.lineage import build_graph, load_lineage
 from elt_platform_tests.conftest import run_cli
 
 
@@ -22,7 +23,7 @@ def _sources(graph, asset, column):
 
 
 def test_table_lineage_matches_the_dagster_asset_graph(platform_home, graph):
-    asset_graph = _definitions(platform_home).resolve_asset_graph()
+    asset_graph = load_definitions(platform_home).resolve_asset_graph()
     dagster_edges = sorted(
         (parent.to_user_string(), key.to_user_string())
         for key in asset_graph.materializable_asset_keys
@@ -107,18 +108,25 @@ def test_rename_star_expansion_and_pii_derived_hash_on_a_small_project():
     manifest = {
         "sources": {
             "source.p.raw.people": _node(
-                "source", "people", None, schema="raw", source_name="raw",
+                "source",
+                "people",
+                None,
+                schema="raw",
+                source_name="raw",
                 columns={"id": {}, "email": {"sensitivity": "pii"}, "city": {}},
             )
         },
         "nodes": {
             "model.p.stg": _node("model", "stg", None, deps=["source.p.raw.people"]),
             "model.p.mart": _node(
-                "model", "mart", None, deps=["model.p.stg"],
+                "model",
+                "mart",
+                None,
+                deps=["model.p.stg"],
                 columns={"person": {}, "email_hash": {"sensitivity": "internal"}, "n": {}},
             ),
         },
-    }  # fmt: skip
+    }
     compiled = {
         "model.p.stg": 'select * from "db"."raw"."people"',
         "model.p.mart": (

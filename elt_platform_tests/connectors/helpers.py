@@ -9,7 +9,9 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from elt_platform.runtime import BuildOutcome, build_environment, open_instance, open_warehouse
+from elt_platform.access.facade import open_warehouse
+from elt_platform.launch.runs import BuildOutcome, build_environment
+from elt_platform.orchestration.instance import open_instance
 from elt_platform.settings import Settings
 from elt_platform.store.versions import Version
 from elt_platform.store.warehouse import Warehouse

@@ -10,7 +10,7 @@ import sys
 
 import urllib3
 
-from elt_platform.demo_api import DemoApi, FaultPlan
+from elt_demo.api import DemoApi, FaultPlan
 from elt_platform_tests.conftest import cli_env, make_settings
 
 
@@ -28,10 +28,16 @@ def test_every_pagination_style_serves_the_same_records_and_auth_is_required(sou
         assert _get(http, f"{api.url}/v1/payments", token="nope")[0] == 401
         status, first = _get(http, f"{api.url}/v1/payments?limit=500&offset=0")
         total = first["total"]
-        offsets = [r for o in range(0, total, 500)
-                   for r in _get(http, f"{api.url}/v1/payments?limit=500&offset={o}")[1]["data"]]  # fmt: skip
-        pages = [r for p in range(1, total // 500 + 2)
-                 for r in _get(http, f"{api.url}/v1/payments?per_page=500&page={p}")[1]["data"]]  # fmt: skip
+        offsets = [
+            r
+            for o in range(0, total, 500)
+            for r in _get(http, f"{api.url}/v1/payments?limit=500&offset={o}")[1]["data"]
+        ]
+        pages = [
+            r
+            for p in range(1, total // 500 + 2)
+            for r in _get(http, f"{api.url}/v1/payments?per_page=500&page={p}")[1]["data"]
+        ]
         feed, link = [], "/v1/payments/feed?limit=500"
         while link:
             body = _get(http, api.url + link)[1]
@@ -49,10 +55,14 @@ def test_injected_faults_follow_the_plan(sources_dir):
     plan = FaultPlan(error_rate=0.3, retry_after=0.5, seed=1)
     with DemoApi(sources_dir, token="t0k", faults=plan).running() as api:
         statuses = [
-            http.request("GET", f"{api.url}/v1/payments?limit=1",
-                         headers={"Authorization": "Bearer t0k"}, retries=False)
+            http.request(
+                "GET",
+                f"{api.url}/v1/payments?limit=1",
+                headers={"Authorization": "Bearer t0k"},
+                retries=False,
+            )
             for _ in range(200)
-        ]  # fmt: skip
+        ]
     failed = [r for r in statuses if r.status != 200]
     assert 40 <= len(failed) <= 80  # about 30 %
     assert {r.status for r in failed} == {500, 429}
@@ -62,9 +72,11 @@ def test_injected_faults_follow_the_plan(sources_dir):
 def test_api_module_runs_as_a_process_and_stops_on_sigterm(sources_dir):
     env = {**os.environ, "ELT_DEMO_API_TOKEN": "t0k"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "elt_platform.demo_api", "--data-dir", str(sources_dir)],
-        stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [sys.executable, "-m", "elt_demo.api", "--data-dir", str(sources_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         url = proc.stdout.readline().strip()
         assert _get(urllib3.PoolManager(), f"{url}/v1/payments?limit=1")[0] == 200

@@ -12,7 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from elt_platform.synthetic import SyntheticSpec, generate_frames
+from elt_demo.synthetic import SyntheticSpec, generate_frames
 from elt_platform_tests.connectors.helpers import Installation, make_installation
 
 CSV_COLUMNS = {
@@ -36,20 +36,30 @@ def inst(tmp_path_factory) -> Installation:
         tmp_path_factory.mktemp("files"),
         {
             "orders_in": {
-                "connector": "files", "path": "orders_in/*.parquet", "format": "parquet",
-                "primary_key": ["order_id", "updated_at"], "retries": FAST_RETRIES,
+                "connector": "files",
+                "path": "orders_in/*.parquet",
+                "format": "parquet",
+                "primary_key": ["order_id", "updated_at"],
+                "retries": FAST_RETRIES,
             },
             "products_in": {
-                "connector": "files", "path": "products_in/*.csv", "format": "csv",
-                "columns": CSV_COLUMNS, "primary_key": ["product_id"], "retries": FAST_RETRIES,
+                "connector": "files",
+                "path": "products_in/*.csv",
+                "format": "csv",
+                "columns": CSV_COLUMNS,
+                "primary_key": ["product_id"],
+                "retries": FAST_RETRIES,
             },
             "events_in": {
-                "connector": "files", "path": "events_in/*.jsonl", "format": "jsonl",
-                "columns": {"id": "BIGINT", "kind": "VARCHAR"}, "primary_key": ["id"],
+                "connector": "files",
+                "path": "events_in/*.jsonl",
+                "format": "jsonl",
+                "columns": {"id": "BIGINT", "kind": "VARCHAR"},
+                "primary_key": ["id"],
                 "retries": FAST_RETRIES,
             },
         },
-    )  # fmt: skip
+    )
 
 
 def _folder(inst: Installation, name: str) -> Path:
@@ -126,9 +136,10 @@ def test_changed_csv_file_is_detected_and_replaces_rows_by_primary_key(inst, fra
     assert inst.build(env, "products_in").success
 
     prices = pc.if_else(
-        pc.equal(products["product_id"], 1), pa.scalar(999.5, pa.float64()),
+        pc.equal(products["product_id"], 1),
+        pa.scalar(999.5, pa.float64()),
         pc.cast(products["unit_price"], pa.float64()),
-    )  # fmt: skip
+    )
     changed = products.set_column(4, "unit_price", prices)
     extra = frames["products"].slice(50, 1)
     _write_csv(pa.concat_tables([changed.cast(extra.schema), extra]), folder / "products.csv")

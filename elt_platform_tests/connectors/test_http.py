@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from elt_platform.demo_api import DemoApi, FaultPlan
-from elt_platform.synthetic import SyntheticSpec, generate_frames
+from elt_demo.api import DemoApi, FaultPlan
+from elt_demo.synthetic import SyntheticSpec, generate_frames
 from elt_platform_tests.connectors.helpers import Installation, make_installation
 
 TOKEN_ENV = "ELT_TEST_PAYMENTS_TOKEN"
@@ -43,12 +43,21 @@ def api(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inst(tmp_path_factory, api) -> Installation:
     common = {
-        "connector": "http", "base_url": api.url, "auth_env": TOKEN_ENV, "columns": COLUMNS,
-        "primary_key": ["payment_id"], "cursor_field": "payment_id", "since_param": "since_id",
-        "page_size": 100, "concurrency": 4, "timeout_seconds": 0.5, "max_attempts": 10,
-        "backoff_seconds": 0.01, "max_backoff_seconds": 0.05,
+        "connector": "http",
+        "base_url": api.url,
+        "auth_env": TOKEN_ENV,
+        "columns": COLUMNS,
+        "primary_key": ["payment_id"],
+        "cursor_field": "payment_id",
+        "since_param": "since_id",
+        "page_size": 100,
+        "concurrency": 4,
+        "timeout_seconds": 0.5,
+        "max_attempts": 10,
+        "backoff_seconds": 0.01,
+        "max_backoff_seconds": 0.05,
         "retries": {"max_retries": 1, "delay_seconds": 0.1},
-    }  # fmt: skip
+    }
     return make_installation(
         tmp_path_factory.mktemp("http"),
         {
@@ -75,9 +84,15 @@ def _served(api: DemoApi) -> tuple:
 @pytest.mark.parametrize("source", ["pay_offset", "pay_page", "pay_cursor"])
 def test_30_percent_injected_faults_still_load_every_row_exactly_once(inst, api, source):
     api.set_faults(
-        FaultPlan(error_rate=0.2, drop_rate=0.1, retry_after=0.01, slow_rate=0.03,
-                  slow_seconds=0.8, seed=len(source))
-    )  # fmt: skip
+        FaultPlan(
+            error_rate=0.2,
+            drop_rate=0.1,
+            retry_after=0.01,
+            slow_rate=0.03,
+            slow_seconds=0.8,
+            seed=len(source),
+        )
+    )
     before = api.stats
     try:
         outcome = inst.build(inst.sandbox(f"faults_{source}"), source)
@@ -108,12 +123,14 @@ def test_new_records_are_picked_up_incrementally_and_rollback_rewinds_the_cursor
 
     count, _, top = _served(api)
     more = pa.table(
-        {"payment_id": pa.array(range(top + 1, top + 251), pa.int64()),
-         "order_id": pa.array([1] * 250, pa.int64()),
-         "method": pa.array(["card"] * 250),
-         "amount": pa.array([1] * 250, pa.decimal128(12, 2)),
-         "paid_at": pa.array([0] * 250, pa.timestamp("us"))}
-    )  # fmt: skip
+        {
+            "payment_id": pa.array(range(top + 1, top + 251), pa.int64()),
+            "order_id": pa.array([1] * 250, pa.int64()),
+            "method": pa.array(["card"] * 250),
+            "amount": pa.array([1] * 250, pa.decimal128(12, 2)),
+            "paid_at": pa.array([0] * 250, pa.timestamp("us")),
+        }
+    )
     extra = api.data_dir / "payments" / "payments-1.parquet"
     pq.write_table(more, extra)
     try:
@@ -189,12 +206,17 @@ def test_connection_dropped_on_every_attempt_leaves_the_environment_unchanged(in
     _, _, top = _served(api)
     extra = api.data_dir / "payments" / "payments-2.parquet"
     pq.write_table(
-        pa.table({"payment_id": pa.array([top + 1000], pa.int64()),
-                  "order_id": pa.array([1], pa.int64()), "method": pa.array(["card"]),
-                  "amount": pa.array([5], pa.decimal128(12, 2)),
-                  "paid_at": pa.array([0], pa.timestamp("us"))}),
+        pa.table(
+            {
+                "payment_id": pa.array([top + 1000], pa.int64()),
+                "order_id": pa.array([1], pa.int64()),
+                "method": pa.array(["card"]),
+                "amount": pa.array([5], pa.decimal128(12, 2)),
+                "paid_at": pa.array([0], pa.timestamp("us")),
+            }
+        ),
         extra,
-    )  # fmt: skip
+    )
     api.set_faults(FaultPlan(drop_rate=1.0))
     try:
         outcome = inst.build(env, "pay_offset")

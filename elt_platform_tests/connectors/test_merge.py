@@ -37,9 +37,17 @@ def _part(con, wh: Warehouse, sql: str, name: str) -> SourcePart:
 
 def _merge(con, wh, previous, parts, key=("id",), full=False):
     return merge_batch(
-        con, wh.versions, "raw/t", "t", previous, parts, key, full_refresh=full,
-        work_dir=wh.versions.new_pending_dir(), record={"environment": "staging"},
-    )  # fmt: skip
+        con,
+        wh.versions,
+        "raw/t",
+        "t",
+        previous,
+        parts,
+        key,
+        full_refresh=full,
+        work_dir=wh.versions.new_pending_dir(),
+        record={"environment": "staging"},
+    )
 
 
 def test_content_id_is_that_of_one_file_with_the_same_rows_however_split(con, wh):

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
+from elt_demo.sources import write_source_database
+from elt_demo.synthetic import SyntheticSpec, generate_frames
 from elt_platform.connectors.state import source_schema
-from elt_platform.sources_data import write_source_database
-from elt_platform.synthetic import SyntheticSpec, generate_frames
 from elt_platform_tests.connectors.helpers import Installation, make_installation
 
 FAST_RETRIES = {"max_retries": 1, "delay_seconds": 0.1}
@@ -22,17 +22,25 @@ def inst(tmp_path_factory) -> Installation:
         tmp_path_factory.mktemp("sql"),
         {
             "shop_customers": {
-                **common, "url": "sqlite:///{sources_dir}/shop.sqlite", "table": "customers",
-                "cursor": "updated_at", "lookback": "1h", "lock_timeout": 0.3,
+                **common,
+                "url": "sqlite:///{sources_dir}/shop.sqlite",
+                "table": "customers",
+                "cursor": "updated_at",
+                "lookback": "1h",
+                "lock_timeout": 0.3,
             },
             "missing_table": {
-                **common, "url": "sqlite:///{sources_dir}/shop.sqlite", "table": "clients",
+                **common,
+                "url": "sqlite:///{sources_dir}/shop.sqlite",
+                "table": "clients",
             },
             "missing_db": {
-                **common, "url": "sqlite:///{sources_dir}/nowhere.sqlite", "table": "customers",
+                **common,
+                "url": "sqlite:///{sources_dir}/nowhere.sqlite",
+                "table": "customers",
             },
         },
-    )  # fmt: skip
+    )
     customers = generate_frames(SyntheticSpec(rows=3_000, seed=5))["customers"]
     write_source_database({"customers": customers}, inst.sources_dir / "shop.sqlite")
     return inst

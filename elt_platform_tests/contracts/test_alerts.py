@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from elt_platform.contracts.alerts import Alert, AlertRouter, JsonlSink, WebhookSink
+from elt_platform.connectors.alerts import Alert, AlertRouter, JsonlSink, WebhookSink
 from elt_platform.store.metadata import MetadataStore
 
 
@@ -34,14 +34,22 @@ def webhook():
 
 
 def _alert(reasons, count=3):
-    return Alert("raw/orders", "team:data-platform", "quarantine", "staging",
-                 f"{count} rows quarantined", {"reasons": reasons, "counts": count})  # fmt: skip
+    return Alert(
+        "raw/orders",
+        "team:data-platform",
+        "quarantine",
+        "staging",
+        f"{count} rows quarantined",
+        {"reasons": reasons, "counts": count},
+    )
 
 
 def test_same_condition_alerts_once_and_a_new_condition_alerts_again(tmp_path, webhook):
     url, received = webhook
-    router = AlertRouter(MetadataStore(tmp_path / "m.sqlite"),
-                         [JsonlSink(tmp_path / "alerts.jsonl"), WebhookSink(url)])  # fmt: skip
+    router = AlertRouter(
+        MetadataStore(tmp_path / "m.sqlite"),
+        [JsonlSink(tmp_path / "alerts.jsonl"), WebhookSink(url)],
+    )
     assert router.emit(_alert(["null key in order_id"]))
     assert not router.emit(_alert(["null key in order_id"], count=9))  # same condition, new count
     assert router.emit(_alert(["null key in order_id", "status not an allowed value"]))

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from elt_platform.contracts.compliance import check_contracts
-from elt_platform.contracts.evolution import (
+from elt_platform.errors import ContractError
+from elt_platform.project.contracts.dbt_alignment import check_contracts
+from elt_platform.project.contracts.evolution import (
     breaking_change_approved,
     classify_contract_change,
     classify_schema_change,
     is_widening,
 )
-from elt_platform.contracts.loading import load_contract, load_contracts
-from elt_platform.contracts.model import Contract
-from elt_platform.dbt.project import load_dbt_project, prepare_manifest
-from elt_platform.errors import ContractError
+from elt_platform.project.contracts.files import load_contract, load_contracts
+from elt_platform.project.contracts.model import Contract
+from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.settings import REPO_ROOT, load_settings
 
 CONTRACTS = REPO_ROOT / "contracts"
@@ -28,20 +28,49 @@ CONTRACTS = REPO_ROOT / "contracts"
 
 def _base() -> dict:
     return {
-        "dataset": "raw/things", "version": "1.0.0", "owner": "team:data", "description": "d",
-        "objective": "o", "primary_key": ["id"], "retention": "30d",
+        "dataset": "raw/things",
+        "version": "1.0.0",
+        "owner": "team:data",
+        "description": "d",
+        "objective": "o",
+        "primary_key": ["id"],
+        "retention": "30d",
         "freshness": {"max_lag": "24h"},
         "columns": [
-            {"name": "id", "type": "integer", "nullable": False, "description": "k",
-             "sensitivity": "internal", "constraints": {"unique": True, "min": 1}},
-            {"name": "status", "type": "varchar", "nullable": True, "description": "s",
-             "sensitivity": "public", "constraints": {"allowed_values": ["a", "b"]}},
-            {"name": "amount", "type": "decimal(12,2)", "nullable": True, "description": "a",
-             "sensitivity": "confidential", "constraints": {"max": 100}},
-            {"name": "email", "type": "varchar", "nullable": True, "description": "e",
-             "sensitivity": "pii", "constraints": {}},
+            {
+                "name": "id",
+                "type": "integer",
+                "nullable": False,
+                "description": "k",
+                "sensitivity": "internal",
+                "constraints": {"unique": True, "min": 1},
+            },
+            {
+                "name": "status",
+                "type": "varchar",
+                "nullable": True,
+                "description": "s",
+                "sensitivity": "public",
+                "constraints": {"allowed_values": ["a", "b"]},
+            },
+            {
+                "name": "amount",
+                "type": "decimal(12,2)",
+                "nullable": True,
+                "description": "a",
+                "sensitivity": "confidential",
+                "constraints": {"max": 100},
+            },
+            {
+                "name": "email",
+                "type": "varchar",
+                "nullable": True,
+                "description": "e",
+                "sensitivity": "pii",
+                "constraints": {},
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def _with(**changes) -> Contract:
@@ -84,10 +113,38 @@ def test_load_errors_name_file_line_and_field(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "kind", "breaking"),
     [
-        ({"columns": _base()["columns"] + [{"name": "note", "type": "varchar", "nullable": True,
-          "description": "n", "sensitivity": "public"}]}, "added", False),
-        ({"columns": _base()["columns"] + [{"name": "note", "type": "varchar", "nullable": False,
-          "description": "n", "sensitivity": "public"}]}, "added", True),
+        (
+            {
+                "columns": _base()["columns"]
+                + [
+                    {
+                        "name": "note",
+                        "type": "varchar",
+                        "nullable": True,
+                        "description": "n",
+                        "sensitivity": "public",
+                    }
+                ]
+            },
+            "added",
+            False,
+        ),
+        (
+            {
+                "columns": _base()["columns"]
+                + [
+                    {
+                        "name": "note",
+                        "type": "varchar",
+                        "nullable": False,
+                        "description": "n",
+                        "sensitivity": "public",
+                    }
+                ]
+            },
+            "added",
+            True,
+        ),
         ({"columns": _base()["columns"][:3]}, "removed", True),
         ({"columns__3__name": "mail"}, "renamed", True),
         ({"columns__0__type": "bigint"}, "widened type", False),
@@ -96,8 +153,11 @@ def test_load_errors_name_file_line_and_field(tmp_path):
         ({"columns__0__type": "smallint"}, "narrowed type", True),
         ({"columns__1__nullable": False}, "nullable -> not null", True),
         ({"columns__0__nullable": True}, "not null -> nullable", False),
-        ({"columns__1__constraints": {"allowed_values": ["a", "b", "c"]}}, "allowed value added",
-         False),
+        (
+            {"columns__1__constraints": {"allowed_values": ["a", "b", "c"]}},
+            "allowed value added",
+            False,
+        ),
         ({"columns__1__constraints": {"allowed_values": ["a"]}}, "allowed value removed", True),
         ({"columns__2__constraints": {"max": 1000}}, "max relaxed", False),
         ({"columns__2__constraints": {"max": 10}}, "max tightened", True),
@@ -105,7 +165,7 @@ def test_load_errors_name_file_line_and_field(tmp_path):
         ({"columns__3__constraints": {"regex": "^.+@.+$"}}, "regex changed", True),
         ({"primary_key": ["id", "status"]}, "primary key changed", True),
     ],
-)  # fmt: skip
+)
 def test_every_change_class_is_classified(changes, kind, breaking):
     assert _kinds(_with(), _with(**changes)).get(kind) is breaking
 
@@ -138,9 +198,13 @@ def test_each_dbt_mart_model_contract_agrees_with_its_data_contract():
     settings = load_settings()
     manifest = json.loads(prepare_manifest(load_dbt_project(settings)).read_text())
     contracts = load_contracts(CONTRACTS)
-    marts = [n for n in manifest["nodes"].values()
-             if n["resource_type"] == "model" and n["fqn"][1] == "marts"]  # fmt: skip
+    marts = [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["fqn"][1] == "marts"
+    ]
     assert marts
+    assert marts, "nothing to check"
     for node in marts:
         assert node["config"]["contract"]["enforced"], node["name"]
         data = contracts[node["name"]]
@@ -172,14 +236,19 @@ def test_contracts_check_cli_exit_codes(tmp_path):
     import subprocess
     import sys
 
-    ok = subprocess.run([sys.executable, "-m", "elt_platform", "contracts", "check"],
-                        capture_output=True, text=True)  # fmt: skip
+    ok = subprocess.run(
+        [sys.executable, "-m", "elt_platform", "contracts", "check"], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     folder = tmp_path / "c"
     shutil.copytree(CONTRACTS, folder)
     (folder / "marts" / "daily_revenue.yml").unlink()
     env = {**os.environ, "ELT_CONTRACTS_DIR": str(folder)}
-    bad = subprocess.run([sys.executable, "-m", "elt_platform", "contracts", "check"],
-                         capture_output=True, text=True, env=env)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "elt_platform", "contracts", "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode == 1 and "daily_revenue: no contract" in bad.stdout
     assert Path(folder).exists()

@@ -12,13 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from elt_platform.connectors.config import load_sources
-from elt_platform.contracts.loading import load_contracts
-from elt_platform.contracts.replay import replay_quarantine
+from elt_demo.sources import ensure_synthetic_sources
+from elt_platform.access.facade import open_warehouse
+from elt_platform.connectors.replay import replay_quarantine
 from elt_platform.environments import STAGING
-from elt_platform.runtime import build_environment, open_warehouse
+from elt_platform.launch.runs import build_environment
+from elt_platform.project.contracts.files import load_contracts
+from elt_platform.project.sources import load_sources
 from elt_platform.settings import REPO_ROOT
-from elt_platform.sources_data import ensure_synthetic_sources
 from elt_platform_tests.conftest import make_settings
 
 
@@ -63,16 +64,22 @@ def test_quarantine_loads_good_rows_diverts_bad_ones_and_replays_after_a_fix(tmp
     rows[2]["quantity"] = 0  # below minimum
     rows[3]["order_id"] = None  # null key
     rows[5] = dict(rows[4])  # duplicate key
-    pq.write_table(pa.Table.from_pylist(rows, schema=good.schema),
-                   settings.sources_dir / "orders" / "orders-late-00001.parquet")  # fmt: skip
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=good.schema),
+        settings.sources_dir / "orders" / "orders-late-00001.parquet",
+    )
 
     outcome = _build(settings)
     assert outcome.success, outcome.error
     wh = open_warehouse(settings)
     loaded = _rows(settings, "SELECT count(*) FROM raw.orders")[0][0] - before
     quarantine = dict(_rows(settings, "SELECT reason, count(*) FROM quarantine.orders GROUP BY 1"))
-    assert quarantine == {"status not an allowed value": 1, "quantity below minimum 1.0": 1,
-                          "null key in order_id": 1, "duplicate key order_id, updated_at": 1}  # fmt: skip
+    assert quarantine == {
+        "status not an allowed value": 1,
+        "quantity below minimum 1.0": 1,
+        "null key in order_id": 1,
+        "duplicate key order_id, updated_at": 1,
+    }
     assert loaded == 2 and loaded + sum(quarantine.values()) == len(rows)  # exact accounting
     position = _rows(
         settings, "SELECT source_position FROM quarantine.orders WHERE reason LIKE 'status%'"

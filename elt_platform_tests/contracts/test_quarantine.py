@@ -5,10 +5,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from elt_platform.contracts.drift import decide, detect_drift
-from elt_platform.contracts.loading import load_contracts
-from elt_platform.contracts.model import DriftPolicy
-from elt_platform.contracts.quarantine import split_rows
+from elt_platform.connectors.drift import decide, detect_drift
+from elt_platform.connectors.quarantine import split_rows
+from elt_platform.project.contracts.files import load_contracts
+from elt_platform.project.contracts.model import DriftPolicy
 from elt_platform.settings import REPO_ROOT
 
 CONTRACTS = load_contracts(REPO_ROOT / "contracts")
@@ -22,19 +22,37 @@ BAD_ORDERS = [
     ("902,,3,2,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "null value in customer_id"),
     ("903,7,3,two,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "wrong type in quantity"),
     ("904,7,3,2.5,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "wrong type in quantity"),
-    ("905,7,3,0,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "quantity below minimum 1.0"),
-    ("906,7,3,5000,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "quantity above maximum 1000.0"),
-    ("907,7,3,2,-1.00,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "unit_price below minimum 0.0"),
+    (
+        "905,7,3,0,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00",
+        "quantity below minimum 1.0",
+    ),
+    (
+        "906,7,3,5000,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00",
+        "quantity above maximum 1000.0",
+    ),
+    (
+        "907,7,3,2,-1.00,placed,2025-01-02 10:00:00,2025-01-02 10:00:00",
+        "unit_price below minimum 0.0",
+    ),
     ("908,7,3,2,12;50,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "wrong type in unit_price"),
     ("909,7,3,2,19.99,lost,2025-01-02 10:00:00,2025-01-02 10:00:00", "status not an allowed value"),
     ("910,7,3,2,19.99,,2025-01-02 10:00:00,2025-01-02 10:00:00", "null value in status"),
     ("911,7,3,2,19.99,placed,yesterday,2025-01-02 10:00:00", "wrong type in ordered_at"),
-    ("912,7,3,2,19.99,pl\ufffdced,2025-01-02 10:00:00,2025-01-02 10:00:00", "bad encoding in status"),
-    ("913,0,3,2,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "customer_id below minimum 1.0"),
+    (
+        "912,7,3,2,19.99,pl\ufffdced,2025-01-02 10:00:00,2025-01-02 10:00:00",
+        "bad encoding in status",
+    ),
+    (
+        "913,0,3,2,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00",
+        "customer_id below minimum 1.0",
+    ),
     ("914,7,3,2,19.99,placed,2025-13-45 99:00:00,2025-01-02 10:00:00", "wrong type in ordered_at"),
     (GOOD.format(id=1), "duplicate key order_id, updated_at"),  # same key as the first good row
-    ("915,7,-3,2,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00", "product_id below minimum 1.0"),
-]  # fmt: skip
+    (
+        "915,7,-3,2,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00",
+        "product_id below minimum 1.0",
+    ),
+]
 
 
 @pytest.fixture
@@ -51,8 +69,12 @@ def con(tmp_path):
 
 
 def test_every_kind_of_bad_row_is_quarantined_with_its_reason(con):
-    counts = split_rows(con, "SELECT * FROM src", CONTRACTS["raw/orders"],
-                        position_sql="'orders.csv:' || (row_number() OVER () + 1)")  # fmt: skip
+    counts = split_rows(
+        con,
+        "SELECT * FROM src",
+        CONTRACTS["raw/orders"],
+        position_sql="'orders.csv:' || (row_number() OVER () + 1)",
+    )
     assert counts.read == 20 + len(BAD_ORDERS)
     assert counts.loaded == 20 and counts.quarantined == len(BAD_ORDERS)
     assert counts.read == counts.loaded + counts.quarantined
@@ -65,10 +87,16 @@ def test_every_kind_of_bad_row_is_quarantined_with_its_reason(con):
 
 
 def test_keys_already_loaded_are_quarantined(con):
-    con.execute("CREATE TABLE loaded AS SELECT 5::BIGINT AS order_id, "
-                "TIMESTAMP '2025-01-02 10:00:00' AS updated_at")  # fmt: skip
-    counts = split_rows(con, "SELECT * FROM src WHERE order_id IN ('4','5','6')",
-                        CONTRACTS["raw/orders"], existing_keys_sql="SELECT * FROM loaded")  # fmt: skip
+    con.execute(
+        "CREATE TABLE loaded AS SELECT 5::BIGINT AS order_id, "
+        "TIMESTAMP '2025-01-02 10:00:00' AS updated_at"
+    )
+    counts = split_rows(
+        con,
+        "SELECT * FROM src WHERE order_id IN ('4','5','6')",
+        CONTRACTS["raw/orders"],
+        existing_keys_sql="SELECT * FROM loaded",
+    )
     assert (counts.loaded, counts.quarantined) == (2, 1)
     assert counts.reasons == {"key order_id, updated_at already loaded": 1}
 
@@ -87,8 +115,10 @@ def test_customer_regexes_catch_malformed_emails_and_postal_codes():
     ) t(customer_id, first_name, last_name, email, phone, street_address, city, region,
         postal_code, birth_date, signup_at, updated_at)""")  # noqa: E501
     counts = split_rows(con, "SELECT * FROM c", CONTRACTS["raw/customers"])
-    assert counts.reasons == {"email does not match pattern": 1,
-                              "postal_code does not match pattern": 1}  # fmt: skip
+    assert counts.reasons == {
+        "email does not match pattern": 1,
+        "postal_code does not match pattern": 1,
+    }
 
 
 @pytest.mark.parametrize(

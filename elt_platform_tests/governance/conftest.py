@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from elt_platform.governance.access import Identity
+from elt_platform.access.facade import GovernedWarehouse, open_warehouse
+from elt_platform.access.identity import Identity
 from elt_platform.settings import Settings
-from elt_platform.store.warehouse import Warehouse
 from elt_platform_tests.conftest import make_settings
 
 
@@ -33,15 +33,15 @@ def copy_installation(source: Settings, home: Path) -> Settings:
     finally:
         con.close()
     shutil.rmtree(settings.warehouse_dir / "catalogs", ignore_errors=True)
-    wh = Warehouse(settings.warehouse_dir)
+    wh = open_warehouse(settings)
     for record in wh.environments.list():
         wh.catalogs.rebuild(record.name)
     return settings
 
 
-def as_identity(settings: Settings, user: str, role: str) -> Warehouse:
+def as_identity(settings: Settings, user: str, role: str) -> GovernedWarehouse:
     """The installation's warehouse acting as `user` in `role`."""
-    return Warehouse(settings.warehouse_dir, identity=Identity(user, role, "test"))
+    return open_warehouse(settings, Identity(user, role, "test"))
 
 
 @pytest.fixture

@@ -4,13 +4,16 @@ ledger entry, and changes nothing else."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from elt_platform.access.facade import open_warehouse
+from elt_platform.access.identity import Identity
 from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import AccessDenied
-from elt_platform.governance.access import Identity
 from elt_platform.governance.contract_changes import record_contract_change
-from elt_platform.runtime import build_environment, open_warehouse
+from elt_platform.launch.runs import build_environment
 from elt_platform.sandboxes.create import create_sandbox
 from elt_platform.settings import REPO_ROOT
 from elt_platform_tests.conftest import cli_env, run_cli
@@ -49,9 +52,10 @@ def test_engineer_writes_staging_and_analyst_may_not_write_staging_or_prod(insta
     assert analyst.releases.current().release_id == release
     denials = _denials(analyst)
     assert [(d.environment, d.params["action"], d.actor) for d in denials] == [
-        (STAGING, "write", f"user:{ANN}"), (PROD, "write", f"user:{ANN}"),
+        (STAGING, "write", f"user:{ANN}"),
         (PROD, "write", f"user:{ANN}"),
-    ]  # fmt: skip
+        (PROD, "write", f"user:{ANN}"),
+    ]
     assert denials[0].params["role"] == "analyst"
     assert analyst.ledger.verify().ok
 
@@ -84,10 +88,11 @@ def test_analyst_reads_pii_masked_while_engineer_and_auditor_see_what_their_role
 
 def test_analyst_writes_only_their_own_sandbox(installation):
     engineer = as_identity(installation, "eve@example.com", "engineer")
-    create_sandbox(installation, "ann_exp", owner=ANN, warehouse=engineer, actor="test")
+    create_sandbox(engineer, "ann_exp", owner=ANN, actor="test")
     version = engineer.resolve(PROD)["orders"]
-    as_identity(installation, ANN, "analyst").commit_pointers("ann_exp", {"orders": version},
-                                                              run_id="t")  # fmt: skip
+    as_identity(installation, ANN, "analyst").commit_pointers(
+        "ann_exp", {"orders": version}, run_id="t"
+    )
     bob = as_identity(installation, BOB, "analyst")
     with pytest.raises(AccessDenied, match=r"may not write 'ann_exp' \(owned by ann@example.com\)"):
         bob.commit_pointers("ann_exp", {"orders": version}, run_id="t")
@@ -128,15 +133,27 @@ def test_cli_only_stewards_record_contract_changes_and_auditors_read_the_ledger(
     analyst = _as(installation, ANN, "analyst")
     denied = run_cli(installation, "governance", "contract", str(contract), env=analyst)
     assert denied.returncode == 2 and "may not edit contracts" in denied.stderr
-    recorded = run_cli(installation, "governance", "contract", str(contract),
-                       env=_as(installation, "sue@example.com", "steward"))  # fmt: skip
+    recorded = run_cli(
+        installation,
+        "governance",
+        "contract",
+        str(contract),
+        env=_as(installation, "sue@example.com", "steward"),
+    )
     assert recorded.returncode == 0, recorded.stderr
     assert "recorded orders 1.0.0" in recorded.stdout
     wh = open_warehouse(installation)
     entry = wh.ledger.entries(kind="contract.changed")[-1]
     assert entry.actor == "user:sue@example.com" and entry.params["dataset"] == "orders"
-    audit = run_cli(installation, "audit", "log", "--json", "--kind", "contract.changed",
-                    env=_as(installation, "al@x.org", "auditor"))  # fmt: skip
+    audit = run_cli(
+        installation,
+        "audit",
+        "log",
+        "--json",
+        "--kind",
+        "contract.changed",
+        env=_as(installation, "al@x.org", "auditor"),
+    )
     assert audit.returncode == 0, audit.stderr
     assert '"dataset": "orders"' in audit.stdout
     refused = run_cli(installation, "audit", "verify", env=analyst)
@@ -146,8 +163,10 @@ def test_cli_only_stewards_record_contract_changes_and_auditors_read_the_ledger(
     refused = run_cli(installation, "catalog", "query", query, env=analyst)
     assert refused.returncode == 2 and "may not read ledger" in refused.stderr
     assert [e.params["action"] for e in _denials(wh)] == [
-        "edit_contracts", "read_ledger", "read_ledger",
-    ]  # fmt: skip
+        "edit_contracts",
+        "read_ledger",
+        "read_ledger",
+    ]
 
 
 def test_steward_recording_the_same_contract_twice_records_it_once(installation):
@@ -160,7 +179,7 @@ def test_steward_recording_the_same_contract_twice_records_it_once(installation)
     assert len(steward.ledger.entries(kind="contract.changed")) == 1
 
 
-def test_a_pinned_user_cannot_claim_another_role(installation, tmp_path, monkeypatch):
+def test_a_pinned_user_cannot_claim_another_role(installation, tmp_path):
     policy = (
         (REPO_ROOT / "policies.yaml")
         .read_text()
@@ -168,8 +187,7 @@ def test_a_pinned_user_cannot_claim_another_role(installation, tmp_path, monkeyp
     )
     path = tmp_path / "policies.yaml"
     path.write_text(policy)
-    monkeypatch.setenv("ELT_POLICIES", str(path))
-    wh = as_identity(installation, ANN, "engineer")
+    wh = as_identity(replace(installation, policies_path=path), ANN, "engineer")
     with pytest.raises(AccessDenied, match="ann@example.com may not act as engineer"):
         wh.authorize("write", STAGING)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from elt_platform.access.control import pattern_matches
+from elt_platform.access.identity import Identity, resolve_identity
 from elt_platform.errors import PolicyError
-from elt_platform.governance.access import Identity, pattern_matches, resolve_identity
-from elt_platform.governance.policies import load_policies, parse_policies, policies_path
-from elt_platform.settings import REPO_ROOT
+from elt_platform.project.policies import load_policies, parse_policies
+from elt_platform.settings import REPO_ROOT, load_settings
 
 MINIMAL = """default_role: engineer
 roles:
@@ -29,30 +30,45 @@ def test_the_repository_policy_defines_the_four_roles_and_the_demo_default():
 
 
 def test_policies_path_honours_elt_policies(tmp_path):
-    assert policies_path({}) == (REPO_ROOT / "policies.yaml").resolve()
-    assert policies_path({"ELT_POLICIES": str(tmp_path / "p.yaml")}) == tmp_path / "p.yaml"
+    assert load_settings({}).policies_path == (REPO_ROOT / "policies.yaml").resolve()
+    chosen = load_settings({"ELT_POLICIES": str(tmp_path / "p.yaml")}).policies_path
+    assert chosen == tmp_path / "p.yaml"
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (MINIMAL.replace("default_role: engineer", "default_role: admin"),
-         "p.yaml:1: default_role: unknown role 'admin'"),
-        (MINIMAL + "users:\n  ann@example.com: [analyst, superuser]\n",
-         "p.yaml:6: users.ann@example.com.1: user 'ann@example.com' has unknown role 'superuser'"),
-        (MINIMAL.replace('write: ["sandbox:own"]', "write: [qa]"),
-         "p.yaml:4: roles.analyst.write: unknown environment pattern 'qa'"),
-        (MINIMAL.replace('write: ["sandbox:own"]', 'write: ["sandbox:Bad-Name"]'),
-         "p.yaml:4: roles.analyst.write: 'sandbox:Bad-Name' does not name a valid sandbox"),
-        (MINIMAL.replace("unmasked: [public, internal]", "unmasked: [public, secret]"),
-         "p.yaml:4: roles.analyst.unmasked.1: Input should be"),
-        (MINIMAL.replace("internal]}", "internal], actions: [drop_tables]}"),
-         "p.yaml:4: roles.analyst.actions: unknown action 'drop_tables'"),
-        (MINIMAL + "assets:\n  orders: {retention_column: none}\n",
-         "p.yaml:6: assets.orders: retention_column: none needs a reason"),
+        (
+            MINIMAL.replace("default_role: engineer", "default_role: admin"),
+            "p.yaml:1: default_role: unknown role 'admin'",
+        ),
+        (
+            MINIMAL + "users:\n  ann@example.com: [analyst, superuser]\n",
+            "p.yaml:6: users.ann@example.com.1: user 'ann@example.com' has unknown role 'superuser'",
+        ),
+        (
+            MINIMAL.replace('write: ["sandbox:own"]', "write: [qa]"),
+            "p.yaml:4: roles.analyst.write: unknown environment pattern 'qa'",
+        ),
+        (
+            MINIMAL.replace('write: ["sandbox:own"]', 'write: ["sandbox:Bad-Name"]'),
+            "p.yaml:4: roles.analyst.write: 'sandbox:Bad-Name' does not name a valid sandbox",
+        ),
+        (
+            MINIMAL.replace("unmasked: [public, internal]", "unmasked: [public, secret]"),
+            "p.yaml:4: roles.analyst.unmasked.1: Input should be",
+        ),
+        (
+            MINIMAL.replace("internal]}", "internal], actions: [drop_tables]}"),
+            "p.yaml:4: roles.analyst.actions: unknown action 'drop_tables'",
+        ),
+        (
+            MINIMAL + "assets:\n  orders: {retention_column: none}\n",
+            "p.yaml:6: assets.orders: retention_column: none needs a reason",
+        ),
         ("default_role: engineer\nroles: [engineer\n", "p.yaml:3: not valid YAML"),
     ],
-)  # fmt: skip
+)
 def test_policy_mistakes_name_file_line_and_field(text, expected):
     with pytest.raises(PolicyError) as raised:
         parse_policies(text, "p.yaml")

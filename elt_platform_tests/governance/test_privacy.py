@@ -19,8 +19,9 @@ from elt_platform.governance.aggregates import (
     release_private_aggregate,
 )
 from elt_platform.governance.budget import all_spend
-from elt_platform.governance.policies import load_policies
 from elt_platform.governance.privacy import add_noise, calibrate, gaussian_calibration
+from elt_platform.project.policies import load_policies
+from elt_platform.settings import load_settings
 from elt_platform_tests.governance.conftest import as_identity
 
 DATASET = "orders_by_region_month"
@@ -85,13 +86,13 @@ def _clipped(orders: list[tuple], customers: list[tuple]) -> dict[tuple, tuple[i
     con.execute("CREATE TABLE c (customer_id BIGINT, region VARCHAR)")
     con.executemany("INSERT INTO o VALUES (?, ?, ?, ?, ?)", orders)
     con.executemany("INSERT INTO c VALUES (?, ?)", customers)
-    ds = load_policies().privacy.datasets[DATASET]
+    ds = load_policies(load_settings().policies_path).privacy.datasets[DATASET]
     rows = con.execute(orders_by_region_month_sql("o", "c", ds)).fetchall()
     return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
 def test_clipping_bounds_what_one_customer_can_change():
-    ds = load_policies().privacy.datasets[DATASET]
+    ds = load_policies(load_settings().policies_path).privacy.datasets[DATASET]
     k, cap = ds.max_orders_per_customer, ds.max_order_amount
     base_orders = [(i, i % 5, f"2024-0{1 + i % 6}-15", "placed", 40.0) for i in range(60)]
     customers = [(i, ["north", "south", "east", "west", "central"][i]) for i in range(5)]
@@ -131,7 +132,9 @@ def test_private_release_is_published_and_the_budget_refuses_the_release_that_wo
     installation,
 ):
     wh = as_identity(installation, "eve@example.com", "engineer")
-    budget = load_policies().privacy.datasets[DATASET].budget_for("partner")
+    budget = (
+        load_policies(load_settings().policies_path).privacy.datasets[DATASET].budget_for("partner")
+    )
     releases = []
     for seed in range(3):  # 3 x 1.0 = the whole budget of 3.0
         releases.append(
@@ -141,7 +144,7 @@ def test_private_release_is_published_and_the_budget_refuses_the_release_that_wo
                 consumer="partner",
                 epsilon=budget.epsilon / 3,
                 rng=np.random.default_rng(seed),
-            )  # fmt: skip
+            )
         )
     last = releases[-1]
     assert last.asset == private_asset("partner", DATASET) == "dp_partner/orders_by_region_month"
@@ -171,8 +174,10 @@ def test_private_release_is_published_and_the_budget_refuses_the_release_that_wo
     assert other.release_id is None
     assert wh.environments.pointers("staging")[other.asset] == other.version_id
     spent = {(d, c): (eps, n) for d, c, eps, _, n in all_spend(wh.meta)}
-    assert spent == {(DATASET, "partner"): (pytest.approx(3.0), 3),
-                     (DATASET, "auditor_office"): (pytest.approx(0.5), 1)}  # fmt: skip
+    assert spent == {
+        (DATASET, "partner"): (pytest.approx(3.0), 3),
+        (DATASET, "auditor_office"): (pytest.approx(0.5), 1),
+    }
     kinds = [e.kind for e in wh.ledger.entries()]
     assert kinds.count("privacy.budget_spent") == 4 and kinds.count("privacy.released") == 4
     assert wh.ledger.verify().ok
@@ -181,9 +186,15 @@ def test_private_release_is_published_and_the_budget_refuses_the_release_that_wo
 def test_gaussian_releases_spend_delta_and_analysts_may_not_release(installation):
     wh = as_identity(installation, "eve@example.com", "engineer")
     result = release_private_aggregate(
-        wh, dataset=DATASET, consumer="lab", epsilon=0.8, delta=1e-7, mechanism="gaussian",
-        target_environment="staging", rng=np.random.default_rng(3),
-    )  # fmt: skip
+        wh,
+        dataset=DATASET,
+        consumer="lab",
+        epsilon=0.8,
+        delta=1e-7,
+        mechanism="gaussian",
+        target_environment="staging",
+        rng=np.random.default_rng(3),
+    )
     assert result.budget.spent_delta == pytest.approx(1e-7)
     assert result.count_noise.mechanism == "gaussian"
     assert result.count_noise.scale == pytest.approx(
@@ -197,6 +208,7 @@ def test_gaussian_releases_spend_delta_and_analysts_may_not_release(installation
     assert (versions, releases, pointers) == (before[0], before[1], before[3])
     assert ledger == before[2] + 1  # only the access.denied entry
     with pytest.raises(InvalidPrivacyParameters):
-        release_private_aggregate(wh, dataset=DATASET, consumer="lab", epsilon=2.0,
-                                  delta=1e-7, mechanism="gaussian")  # fmt: skip
+        release_private_aggregate(
+            wh, dataset=DATASET, consumer="lab", epsilon=2.0, delta=1e-7, mechanism="gaussian"
+        )
     assert _state(installation)[2] == before[2] + 1

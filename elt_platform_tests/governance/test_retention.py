@@ -6,22 +6,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import duckdb
 import pytest
 
-from elt_platform.contracts.loading import contracts_for
+from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import AccessDenied, UnknownVersion
-from elt_platform.governance.policies import load_policies
 from elt_platform.governance.retention import enforce_retention, retention_rule
-from elt_platform.runtime import _definitions, open_warehouse
+from elt_platform.launch.runs import load_definitions
+from elt_platform.project.contracts.files import contracts_for
+from elt_platform.project.policies import load_policies
 from elt_platform.sandboxes.create import create_sandbox
-from elt_platform.settings import REPO_ROOT
+from elt_platform.settings import REPO_ROOT, load_settings
+from elt_platform.sqlident import quote_ident
 from elt_platform.store.releases import manifest_hash
-from elt_platform.store.versions import quote_ident
 from elt_platform_tests.governance.conftest import as_identity
 
 # Orders start on 2024-01-01 and are kept 2555 days: this "today" expires about a quarter of them.
@@ -52,19 +54,25 @@ def history(installation):
     """Two kept releases with different `orders` versions, a sandbox, and an unreferenced version
     of `orders`: every place an expired row can hide."""
     wh = as_identity(installation, "eve@example.com", "engineer")
-    create_sandbox(installation, "exp", owner="ann@example.com", warehouse=wh, actor="test")
+    create_sandbox(wh, "exp", owner="ann@example.com", actor="test")
     first = wh.releases.current()
     orders = wh.resolve(PROD)["orders"]
     con = duckdb.connect()
     try:
         changed = wh.versions.write_query(
-            con, "orders", f"SELECT * FROM {orders.scan_sql} WHERE status <> 'returned'",
-            environment=STAGING, run_id="test",
-        )  # fmt: skip
+            con,
+            "orders",
+            f"SELECT * FROM {orders.scan_sql} WHERE status <> 'returned'",
+            environment=STAGING,
+            run_id="test",
+        )
         orphan = wh.versions.write_query(
-            con, "orders", f"SELECT * FROM {orders.scan_sql} WHERE quantity > 1",
-            environment=STAGING, run_id="test",
-        )  # fmt: skip
+            con,
+            "orders",
+            f"SELECT * FROM {orders.scan_sql} WHERE quantity > 1",
+            environment=STAGING,
+            run_id="test",
+        )
     finally:
         con.close()
     wh.commit_pointers(STAGING, {"orders": changed}, run_id="test")
@@ -88,9 +96,13 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
     assert report.rows_removed == preview.rows_removed
     cutoffs = report.cutoffs
     assert cutoffs["orders"] == "2024-06-29T00:00:00"  # midnight, 2555 days before NOW
-    rules = {a: retention_rule(a, load_policies(), contracts) for a in cutoffs}
+    rules = {
+        a: retention_rule(a, load_policies(load_settings().policies_path), contracts)
+        for a in cutoffs
+    }
 
     # Through every environment's catalog (the sandbox's masked one included).
+    assert wh.environments.list(), "nothing to check"
     for record in wh.environments.list():
         con = wh.catalogs.connect(record.name)
         try:
@@ -105,6 +117,7 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
             con.close()
     # In every kept release, and after rolling prod back to the oldest one.
     scan = duckdb.connect()
+    assert wh.releases.list(), "nothing to check"
     for release in wh.releases.list():
         for asset, version_id in release.manifest.items():
             if asset in rules:
@@ -125,6 +138,7 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
     assert ("orders", first.manifest["orders"]) in rewritten
     assert ("orders", second.manifest["orders"]) in rewritten
     assert rewritten[("orders", orphan.version_id)].new_version is None
+    assert rewritten, "nothing to check"
     for asset, old in rewritten:
         with pytest.raises(UnknownVersion):
             wh.versions.get(asset, old)
@@ -156,8 +170,16 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
     entry = wh.ledger.entries(kind="retention.deleted")[-1]
     assert entry.seq == report.ledger_seq and entry.actor == "user:sue@example.com"
     assert entry.params["cutoffs"] == cutoffs and entry.params["rows_removed"] > 0
-    proof_keys = {"asset", "old_version", "new_version", "rows_before", "rows_removed",
-                  "environments", "releases"}  # fmt: skip
+    proof_keys = {
+        "asset",
+        "old_version",
+        "new_version",
+        "rows_before",
+        "rows_removed",
+        "environments",
+        "releases",
+    }
+    assert entry.params["versions"], "nothing to check"
     for proof in entry.params["versions"]:
         assert set(proof) == proof_keys
         assert isinstance(proof["rows_removed"], int) and proof["rows_removed"] > 0
@@ -190,7 +212,7 @@ def test_analysts_may_not_enforce_retention_and_nothing_changes(installation):
     assert after[:3] == before[:3] and len(after[3]) == len(before[3]) + 1
 
 
-def test_retention_job_runs_as_the_schedule_steward(installation, tmp_path, monkeypatch):
+def test_retention_job_runs_as_the_schedule_steward(installation, tmp_path):
     """The Dagster job (what `daily_retention` launches) with today's date: a policy that keeps
     int_orders_enriched only 30 days expires every one of its rows, and nothing else."""
     policy = (REPO_ROOT / "policies.yaml").read_text()
@@ -200,8 +222,8 @@ def test_retention_job_runs_as_the_schedule_steward(installation, tmp_path, monk
     )
     assert shortened != policy
     (tmp_path / "policies.yaml").write_text(shortened)
-    monkeypatch.setenv("ELT_POLICIES", str(tmp_path / "policies.yaml"))
-    defs = _definitions(installation)
+    installation = replace(installation, policies_path=tmp_path / "policies.yaml")
+    defs = load_definitions(installation)
     assert defs.resolve_schedule_def("daily_retention").job_name == "enforce_retention"
     wh = open_warehouse(installation)
     before = wh.resolve(PROD)

@@ -22,6 +22,7 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     from elt_platform.store.warehouse import Warehouse
     import elt_platform.store.catalog as catalog
+    import elt_platform.store.releases as releases
 
     root, point = Path(sys.argv[1]), sys.argv[2]
     wh = Warehouse(root)
@@ -32,8 +33,9 @@ CHILD = textwrap.dedent(
 
     if point == "before_catalog_swap":
         catalog.os.replace = pause
-    wh.publish("staging", triggered_by="child",
-               before_commit=pause if point == "before_commit" else None)
+    if point == "before_commit":
+        releases.point_prod = pause  # inside the transaction, before prod moves
+    wh.publish("staging", triggered_by="child")
     """
 )
 
@@ -57,8 +59,10 @@ def _stage(wh, rows):
 def _prod_view_rows(path):
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return {r: con.execute(f"SELECT count(*) FROM {r}").fetchone()[0]
-                for r in ("raw.a", "raw.b", "main.m")}  # fmt: skip
+        return {
+            r: con.execute(f"SELECT count(*) FROM {r}").fetchone()[0]
+            for r in ("raw.a", "raw.b", "main.m")
+        }
     finally:
         con.close()
 
@@ -81,8 +85,10 @@ def test_kill_9_mid_promotion_leaves_old_or_new_release_never_a_mix(tmp_path, po
 
     # Readers of the catalog file as it is on disk: a complete release, never a mix.
     on_disk = _prod_view_rows(wh.catalogs.path(PROD))
-    assert on_disk in ({"raw.a": 10, "raw.b": 11, "main.m": 12},
-                       {"raw.a": 100, "raw.b": 101, "main.m": 102})  # fmt: skip
+    assert on_disk in (
+        {"raw.a": 10, "raw.b": 11, "main.m": 12},
+        {"raw.a": 100, "raw.b": 101, "main.m": 102},
+    )
     current = wh.releases.current()
     if point == "before_commit":
         assert current.release_id == old.release_id  # the transaction never committed
@@ -105,7 +111,7 @@ def test_kill_9_mid_promotion_leaves_old_or_new_release_never_a_mix(tmp_path, po
 
 def test_volume_gate_fails_a_sudden_drop_and_respects_configured_tolerance():
     from elt_platform.checks.volume import check_volume
-    from elt_platform.contracts.model import Volume
+    from elt_platform.project.contracts.model import Volume
 
     assert not check_volume(500, 1_000, Volume(max_drop=0.3)).passed  # 50 % drop
     assert check_volume(800, 1_000, Volume(max_drop=0.3)).passed

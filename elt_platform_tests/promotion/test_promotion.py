@@ -13,18 +13,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from elt_platform.demo_api import serving_demo_api
+from elt_demo.api import serving_demo_api
+from elt_demo.sources import ensure_synthetic_sources
+from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import ReleaseCollected
+from elt_platform.launch.runs import build_environment, promote_via_sensor, rollback_via_job
+from elt_platform.orchestration.instance import open_instance
 from elt_platform.promotion.gc import collect_garbage
-from elt_platform.runtime import (
-    build_environment,
-    open_instance,
-    open_warehouse,
-    promote_via_sensor,
-    rollback_via_job,
-)
-from elt_platform.sources_data import ensure_synthetic_sources
 from elt_platform_tests.conftest import make_settings
 
 
@@ -137,6 +133,13 @@ def test_gc_keeps_referenced_versions_and_refuses_collected_releases(promo):
     settings, _, first = promo
     wh = open_warehouse(settings)
     wh.environments.create_sandbox("gc_probe", base_release=first.release_id, pointers={})
+    # A newer release that prod then leaves: the release in between is now neither the newest,
+    # prod's, nor a sandbox base, so GC must collect it (prod itself stays where it was).
+    current = wh.releases.current()
+    base = wh.releases.get(first.release_id).manifest
+    asset = next(a for a, v in base.items() if current.manifest.get(a) != v)
+    wh.publish_versions({asset: base[asset]}, source_environment="test", triggered_by="test")
+    wh.rollback(current.release_id, actor="test")
     before_files = {p for p in (wh.root / "versions").rglob("*.parquet")}
     report = collect_garbage(wh, keep=1, grace=timedelta(0), actor="test")
     kept = set(report.kept_releases)
@@ -147,11 +150,13 @@ def test_gc_keeps_referenced_versions_and_refuses_collected_releases(promo):
         referenced |= {(a, v) for a, v in wh.environments.pointers(env.name).items()}
     for rid in kept:
         referenced |= set(wh.releases.get(rid).manifest.items())
+    assert referenced, "nothing to check"
     for asset, vid in referenced:  # every referenced version still resolves to files
         assert wh.versions.get(asset, vid).path.exists()
     deleted = set(report.deleted_versions)
     assert deleted and not (deleted & referenced)
     assert len({p for p in (wh.root / "versions").rglob("*.parquet")}) < len(before_files)
+    assert report.collected_releases, "nothing to check"
     for rid in report.collected_releases:
         before = wh.environments.pointers(PROD)
         with pytest.raises(ReleaseCollected):
@@ -169,10 +174,15 @@ def test_versions_computed_on_masked_sandbox_data_never_reach_prod(promo):
     con = duckdb.connect()
     try:  # what a sandbox build records for a model computed on masked inputs
         version = wh.versions.write_query(
-            con, "stg_customers", f"SELECT * REPLACE ('masked' AS email) FROM {source.scan_sql}",
-            environment="masked_probe", run_id=None, code_version="x",
-            inputs={"raw/customers": staging["raw/customers"]}, params={"pii_masked": True},
-        )  # fmt: skip
+            con,
+            "stg_customers",
+            f"SELECT * REPLACE ('masked' AS email) FROM {source.scan_sql}",
+            environment="masked_probe",
+            run_id=None,
+            code_version="x",
+            inputs={"raw/customers": staging["raw/customers"]},
+            params={"pii_masked": True},
+        )
     finally:
         con.close()
     before = wh.releases.current().release_id
@@ -180,10 +190,15 @@ def test_versions_computed_on_masked_sandbox_data_never_reach_prod(promo):
     try:
         blocked = promote_via_sensor(settings)
         assert not blocked.requested
-        assert f"stg_customers: version {version.version_id} was computed on masked data" in blocked.reason
+        assert (
+            f"stg_customers: version {version.version_id} was computed on masked data"
+            in blocked.reason
+        )
         assert wh.releases.current().release_id == before
     finally:
-        wh.environments.set_pointers(STAGING, {"stg_customers": staging["stg_customers"]}, run_id=None)
+        wh.environments.set_pointers(
+            STAGING, {"stg_customers": staging["stg_customers"]}, run_id=None
+        )
 
 
 def test_breaking_contract_change_is_blocked_then_accepted_with_a_major_bump(promo, tmp_path):

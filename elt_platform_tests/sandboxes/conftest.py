@@ -25,7 +25,8 @@ def sandbox_home(tmp_path_factory, sources_dir, platform_home) -> Settings:
 
     It asks for platform_home so that whatever the platform's builds need (e.g. the local demo
     API that fixture's dependencies start) is in place for this installation's builds too."""
-    from elt_platform.runtime import build_environment, open_warehouse
+    from elt_platform.access.facade import open_warehouse
+    from elt_platform.launch.runs import build_environment
 
     root = tmp_path_factory.mktemp("sandbox_platform")
     project = copy_dbt_project(root / "dbt_project")

@@ -8,7 +8,8 @@ import json
 import duckdb
 import pytest
 
-from elt_platform.environments import environment_partitions
+from elt_platform.access.facade import open_warehouse
+from elt_platform.durations import parse_duration
 from elt_platform.errors import (
     ConfigError,
     EnvironmentExists,
@@ -16,9 +17,9 @@ from elt_platform.errors import (
     InvalidEnvironmentName,
     UnknownRelease,
 )
-from elt_platform.runtime import open_instance, open_warehouse
+from elt_platform.orchestration.instance import open_instance
+from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.sandboxes.create import create_sandbox
-from elt_platform.sandboxes.duration import parse_duration
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform_tests.conftest import run_cli
 from elt_platform_tests.sandboxes.conftest import version_files
@@ -39,7 +40,11 @@ def test_create_copies_release_pointers_without_copying_any_data(sandbox_home):
     files_before = version_files(sandbox_home)
     instance = open_instance(sandbox_home)
     created = create_sandbox(
-        sandbox_home, "ana_pointer_copy", ttl="3d", owner="ana@example.com", instance=instance
+        open_warehouse(sandbox_home),
+        "ana_pointer_copy",
+        ttl="3d",
+        owner="ana@example.com",
+        instance=instance,
     )
     # O(1) in data size: not one Parquet file written, copied or rewritten.
     assert version_files(sandbox_home) == files_before
@@ -47,8 +52,10 @@ def test_create_copies_release_pointers_without_copying_any_data(sandbox_home):
     assert wh.environments.pointers("ana_pointer_copy") == release.manifest
     record = wh.environments.get("ana_pointer_copy")
     assert (record.owner, record.base_release, record.ttl_seconds) == (
-        "ana@example.com", release.release_id, 3 * 86_400,
-    )  # fmt: skip
+        "ana@example.com",
+        release.release_id,
+        3 * 86_400,
+    )
     assert instance.has_dynamic_partition(environment_partitions.name, "ana_pointer_copy")
     con = duckdb.connect(str(created.catalog), read_only=True)
     try:
@@ -79,16 +86,16 @@ def test_create_copies_release_pointers_without_copying_any_data(sandbox_home):
 def test_create_from_a_named_release_pins_that_release(sandbox_home):
     wh = open_warehouse(sandbox_home)
     first = wh.releases.list()[-1]
-    create_sandbox(sandbox_home, "ana_named_release", from_release=first.release_id)
+    create_sandbox(open_warehouse(sandbox_home), "ana_named_release", from_release=first.release_id)
     assert wh.environments.get("ana_named_release").base_release == first.release_id
     assert wh.environments.pointers("ana_named_release") == first.manifest
 
 
 def test_create_job_in_the_dagster_ui_creates_a_partition(sandbox_home):
-    from elt_platform.runtime import _definitions
+    from elt_platform.launch.runs import load_definitions
 
     instance = open_instance(sandbox_home)
-    job = _definitions(sandbox_home).resolve_job_def("create_sandbox")
+    job = load_definitions(sandbox_home).resolve_job_def("create_sandbox")
     result = job.execute_in_process(
         instance=instance,
         run_config={
@@ -121,15 +128,15 @@ def test_create_job_in_the_dagster_ui_creates_a_partition(sandbox_home):
 def test_bad_input_raises_a_clear_error_and_changes_nothing(sandbox_home, kwargs, error):
     before = _state(sandbox_home)
     with pytest.raises(error):
-        create_sandbox(sandbox_home, **kwargs)
+        create_sandbox(open_warehouse(sandbox_home), **kwargs)
     assert _state(sandbox_home) == before
 
 
 def test_duplicate_name_is_refused_and_the_existing_sandbox_is_untouched(sandbox_home):
-    create_sandbox(sandbox_home, "ana_dup")
+    create_sandbox(open_warehouse(sandbox_home), "ana_dup")
     before = _state(sandbox_home)
     with pytest.raises(EnvironmentExists):
-        create_sandbox(sandbox_home, "ana_dup", ttl="1h")
+        create_sandbox(open_warehouse(sandbox_home), "ana_dup", ttl="1h")
     assert _state(sandbox_home) == before
 
 
@@ -152,9 +159,18 @@ def test_cli_errors_are_one_line_and_change_nothing(sandbox_home):
 
 def test_cli_create_then_list_shows_owner_age_ttl_and_owned_size(sandbox_home):
     proc = run_cli(
-        sandbox_home, "sandbox", "create", "cli_made", "--ttl", "2d", "--owner",
-        "bo@example.com", "--flag", "fast_path=true", check=True,
-    )  # fmt: skip
+        sandbox_home,
+        "sandbox",
+        "create",
+        "cli_made",
+        "--ttl",
+        "2d",
+        "--owner",
+        "bo@example.com",
+        "--flag",
+        "fast_path=true",
+        check=True,
+    )
     assert "no data copied" in proc.stdout
     listing = run_cli(sandbox_home, "sandbox", "list", check=True).stdout
     row = next(line for line in listing.splitlines() if " cli_made " in line)
@@ -180,7 +196,7 @@ def test_a_failed_catalog_build_rolls_the_creation_back(sandbox_home):
     try:
         before = _state(sandbox_home)
         with pytest.raises(OSError):
-            create_sandbox(sandbox_home, "half_made")
+            create_sandbox(open_warehouse(sandbox_home), "half_made")
         assert _state(sandbox_home) == before
         kinds = [e.kind for e in wh.ledger.entries(environment="half_made")]
         assert kinds == ["sandbox.created", "sandbox.dropped"]  # the ledger is append-only

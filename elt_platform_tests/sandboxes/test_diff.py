@@ -6,8 +6,8 @@ import duckdb
 import pytest
 
 from elt_platform.errors import UnknownAsset
-from elt_platform.sandboxes.compare import diff_sides, resolve_side
-from elt_platform.sandboxes.diff import diff_relations
+from elt_platform.sandboxes.env_diff import diff_sides, resolve_side
+from elt_platform.sandboxes.row_diff import diff_relations
 from elt_platform.store.warehouse import Warehouse
 
 LEFT = """
@@ -47,8 +47,11 @@ def test_key_diff_counts_added_removed_changed_rows_and_columns(con):
     assert [r["id"] for r in result.examples["added"]] == [11, 12, 13]
     assert [r["id"] for r in result.examples["removed"]] == [2, 3]
     changed = {e["key"]["id"]: e["changes"] for e in result.examples["changed"]}
-    assert changed == {5: {"name": ["e", "E"]}, 6: {"amount": ["60.00", "61.00"]},
-                       7: {"name": ["g", "G"], "amount": ["70.00", "71.00"]}}  # fmt: skip
+    assert changed == {
+        5: {"name": ["e", "E"]},
+        6: {"amount": ["60.00", "61.00"]},
+        7: {"name": ["g", "G"], "amount": ["70.00", "71.00"]},
+    }
     assert not result.identical
 
 
@@ -111,8 +114,7 @@ def test_diff_between_a_release_and_a_sandbox_over_stored_versions(tmp_path):
     assert (things.left_version, things.right_version) == (left.version_id, right.version_id)
     assert (things.added, things.removed, things.changed) == (3, 2, 4)
     with pytest.raises(UnknownAsset):
-        diff_sides(wh, resolve_side(wh, "prod"), resolve_side(wh, "exp"), keys={},
-                   assets=["nope"])  # fmt: skip
+        diff_sides(wh, resolve_side(wh, "prod"), resolve_side(wh, "exp"), keys={}, assets=["nope"])
 
 
 def test_null_keys_cannot_be_matched_and_fall_back_to_whole_rows(con):

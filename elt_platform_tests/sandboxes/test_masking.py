@@ -8,10 +8,10 @@ import re
 import duckdb
 import pytest
 
-from elt_platform.runtime import open_warehouse
+from elt_platform.access.facade import open_warehouse
+from elt_platform.access.masking import KEY_ENV_VAR, masked_select, masking_key
+from elt_platform.access.masking_policy import load_masking_policy
 from elt_platform.sandboxes.create import create_sandbox
-from elt_platform.sandboxes.masking import KEY_ENV_VAR, masked_select, masking_key
-from elt_platform.sandboxes.pii import load_policy
 
 PEOPLE = """
 CREATE TABLE people AS SELECT * FROM (VALUES
@@ -23,10 +23,16 @@ CREATE TABLE people AS SELECT * FROM (VALUES
     account_no)
 """
 RULES = {
-    "first_name": "auto", "last_name": "auto", "email": "auto", "phone": "auto",
-    "street_address": "auto", "postal_code": "auto", "birth_date": "auto", "seen_at": "auto",
+    "first_name": "auto",
+    "last_name": "auto",
+    "email": "auto",
+    "phone": "auto",
+    "street_address": "auto",
+    "postal_code": "auto",
+    "birth_date": "auto",
+    "seen_at": "auto",
     "account_no": "auto",
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -65,10 +71,14 @@ def test_masked_values_are_fake_well_formed_and_keep_types_and_nulls(people):
 def test_tokens_are_stable_across_tables_and_keep_joins_working():
     con = duckdb.connect()
     try:
-        con.execute("CREATE TABLE a AS SELECT range AS cid, 'User' || range || '@X.com' AS email"
-                    " FROM range(1000)")  # fmt: skip
-        con.execute("CREATE TABLE b AS SELECT range % 500 AS cid, lower(' user' || (range % 500)"
-                    " || '@x.com ') AS email FROM range(3000)")  # fmt: skip
+        con.execute(
+            "CREATE TABLE a AS SELECT range AS cid, 'User' || range || '@X.com' AS email"
+            " FROM range(1000)"
+        )
+        con.execute(
+            "CREATE TABLE b AS SELECT range % 500 AS cid, lower(' user' || (range % 500)"
+            " || '@x.com ') AS email FROM range(3000)"
+        )
         salt = masking_key({}).salt
         rules = {"cid": "token", "email": "email"}
         ma = masked_select("a", _schema(con, "a"), rules, salt)
@@ -101,7 +111,7 @@ def test_the_key_decides_the_tokens_and_never_appears_in_sql(people):
 def _raw_pii(settings) -> set[str]:
     """Every PII value of the synthetic data, as text, read from prod (unmasked)."""
     wh = open_warehouse(settings)
-    policy = load_policy(wh.meta)
+    policy = load_masking_policy(wh.meta)
     con = wh.catalogs.connect("prod")
     values: set[str] = set()
     try:
@@ -119,9 +129,9 @@ def _raw_pii(settings) -> set[str]:
 
 
 def test_no_raw_pii_is_readable_through_any_relation_of_a_sandbox(sandbox_home):
-    create_sandbox(sandbox_home, "mask_check")
+    create_sandbox(open_warehouse(sandbox_home), "mask_check")
     wh = open_warehouse(sandbox_home)
-    policy = load_policy(wh.meta)
+    policy = load_masking_policy(wh.meta)
     assert {"first_name", "email", "phone", "birth_date"} <= set(policy["raw/customers"])
     assert "email" in policy["customers"]
     raw = _raw_pii(sandbox_home)

@@ -10,9 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from elt_platform.environments import environment_partitions
+from elt_platform.access.facade import open_warehouse
 from elt_platform.errors import EnvironmentBusy, ProtectedEnvironment, UnknownEnvironment
-from elt_platform.runtime import _definitions, open_instance, open_warehouse
+from elt_platform.launch.runs import load_definitions
+from elt_platform.orchestration.instance import open_instance
+from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.sandboxes.create import create_sandbox
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.sandboxes.prune import drop_sandbox, owned_versions, sandbox_status
@@ -34,10 +36,15 @@ def test_ttl_schedule_archives_then_drops_expired_sandboxes_and_only_their_own_d
     wh = open_warehouse(sandbox_home)
     instance = open_instance(sandbox_home)
     prod_before = wh.environments.pointers("prod")
-    create_sandbox(sandbox_home, "short_lived", ttl="1s", owner="ana@example.com",
-                   instance=instance)  # fmt: skip
-    create_sandbox(sandbox_home, "long_lived", ttl="30d", instance=instance)
-    create_sandbox(sandbox_home, "forever", ttl="none", instance=instance)
+    create_sandbox(
+        open_warehouse(sandbox_home),
+        "short_lived",
+        ttl="1s",
+        owner="ana@example.com",
+        instance=instance,
+    )
+    create_sandbox(open_warehouse(sandbox_home), "long_lived", ttl="30d", instance=instance)
+    create_sandbox(open_warehouse(sandbox_home), "forever", ttl="none", instance=instance)
     owned = _write(wh, "short_lived", "scratch/only_mine", "SELECT range AS x FROM range(100)")
     shared = _write(wh, "short_lived", "scratch/shared", "SELECT 42 AS answer")
     wh.environments.set_pointers("long_lived", {"scratch/shared": shared.version_id}, run_id="t")
@@ -50,7 +57,7 @@ def test_ttl_schedule_archives_then_drops_expired_sandboxes_and_only_their_own_d
     assert {s.record.name for s in sandbox_status(wh) if s.expired} == {"short_lived"}
 
     result = (
-        _definitions(sandbox_home)
+        load_definitions(sandbox_home)
         .resolve_job_def("prune_sandboxes")
         .execute_in_process(instance=instance)
     )
@@ -61,6 +68,7 @@ def test_ttl_schedule_archives_then_drops_expired_sandboxes_and_only_their_own_d
     assert not owned.directory.exists()  # owned and unreferenced: deleted
     assert shared.directory.exists() and wh.versions.get("scratch/shared", shared.version_id)
     assert wh.environments.pointers("prod") == prod_before
+    assert prod_before, "nothing to check"
     for asset, version_id in prod_before.items():
         assert wh.versions.get(asset, version_id).path.exists()
     assert not wh.catalogs.path("short_lived").exists()
@@ -84,10 +92,13 @@ def _archive_path(wh, sandbox: str) -> str:
 
 def test_drop_refuses_core_environments_unknown_names_and_busy_sandboxes(sandbox_home):
     wh = open_warehouse(sandbox_home)
-    create_sandbox(sandbox_home, "being_built")
+    create_sandbox(open_warehouse(sandbox_home), "being_built")
     before = {r.name: wh.environments.pointers(r.name) for r in wh.environments.list()}
-    for name, error in (("prod", ProtectedEnvironment), ("staging", ProtectedEnvironment),
-                        ("no_such_sandbox", UnknownEnvironment)):  # fmt: skip
+    for name, error in (
+        ("prod", ProtectedEnvironment),
+        ("staging", ProtectedEnvironment),
+        ("no_such_sandbox", UnknownEnvironment),
+    ):
         with pytest.raises(error):
             drop_sandbox(wh, name, actor="test")
     other_process = EnvironmentLocks(wh.root / "locks")

@@ -11,11 +11,13 @@ import dagster as dg
 import duckdb
 import pytest
 
+from elt_platform.access.facade import open_warehouse
+from elt_platform.builds.planner import lineage
 from elt_platform.errors import EnvironmentBusy, WriteNotAllowed
-from elt_platform.runtime import build_environment, open_instance, open_warehouse
+from elt_platform.launch.runs import build_environment
+from elt_platform.orchestration.instance import open_instance
 from elt_platform.sandboxes.create import create_sandbox
 from elt_platform.sandboxes.experiment import ExperimentStore
-from elt_platform.sandboxes.selection import lineage
 from elt_platform.settings import Settings
 from elt_platform.store.locks import EnvironmentLocks
 from elt_platform_tests.conftest import cli_env, run_cli
@@ -53,14 +55,24 @@ def edited(sandbox_home, tmp_path_factory):
         "ELT_ENVIRONMENTS_CONFIG": str(config),
     }
     wh = open_warehouse(sandbox_home)
-    create_sandbox(sandbox_home, "bystander")
+    create_sandbox(open_warehouse(sandbox_home), "bystander")
     before = {
         "pointers": {e: wh.environments.pointers(e) for e in ("prod", "staging", "bystander")},
         "catalogs": {e: _digest(wh.catalogs.ensure_fresh(e)) for e in ("prod", "bystander")},
         "release": wh.releases.current().release_id,
     }
-    run_cli(sandbox_home, "sandbox", "create", SANDBOX, "--var", "bulk_threshold=8",
-            "--owner", "ana@example.com", env=env, check=True)  # fmt: skip
+    run_cli(
+        sandbox_home,
+        "sandbox",
+        "create",
+        SANDBOX,
+        "--var",
+        "bulk_threshold=8",
+        "--owner",
+        "ana@example.com",
+        env=env,
+        check=True,
+    )
     build = run_cli(sandbox_home, "sandbox", "build", SANDBOX, env=env, check=True)
     return {"env": env, "project": project, "before": before, "build": build}
 
@@ -84,8 +96,10 @@ def test_only_the_edited_model_and_its_downstream_are_rebuilt(sandbox_home, edit
 def test_prod_staging_and_other_sandboxes_are_unchanged(sandbox_home, edited):
     wh = open_warehouse(sandbox_home)
     before = edited["before"]
+    assert before["pointers"], "nothing to check"
     for env, pointers in before["pointers"].items():
         assert wh.environments.pointers(env) == pointers, env
+    assert before["catalogs"], "nothing to check"
     for env, digest in before["catalogs"].items():
         assert _digest(wh.catalogs.path(env)) == digest, env
     assert wh.releases.current().release_id == before["release"]
@@ -165,15 +179,17 @@ def test_experiment_record_holds_what_reproduction_needs(sandbox_home, edited):
     record = ExperimentStore(wh.root, wh.meta).get(SANDBOX)
     assert record["source_release"] == edited["before"]["release"]
     assert record["config"] == {
-        "flags": {"experimental_bulk_flag": True}, "vars": {"bulk_threshold": 8}
-    }  # fmt: skip
+        "flags": {"experimental_bulk_flag": True},
+        "vars": {"bulk_threshold": 8},
+    }
     assert record["config_overrides"]["vars"] == {"bulk_threshold": 8}
     assert record["code_version"]["commit"] and "models" in record["code_version"]
     assert record["seed"] == 7 and record["owner"] == "ana@example.com"
     assert record["outputs"] == {
-        a: v for a, v in wh.environments.pointers(SANDBOX).items()
+        a: v
+        for a, v in wh.environments.pointers(SANDBOX).items()
         if record["input_versions"].get(a) != v
-    }  # fmt: skip
+    }
     assert record["checks"][EDITED]["failed"] == 0 and record["checks"][EDITED]["passed"] > 0
     assert record["diff_summary"][EDITED]["schema_added"] == ["is_bulk_order"]
     on_disk = json.loads(ExperimentStore(wh.root, wh.meta).path(SANDBOX).read_text())
@@ -181,8 +197,9 @@ def test_experiment_record_holds_what_reproduction_needs(sandbox_home, edited):
 
 
 def test_reproduce_recreates_identical_content_hashes(sandbox_home, edited):
-    proc = run_cli(sandbox_home, "sandbox", "reproduce", SANDBOX, "--as", "bulk_exp_again",
-                   env=edited["env"])  # fmt: skip
+    proc = run_cli(
+        sandbox_home, "sandbox", "reproduce", SANDBOX, "--as", "bulk_exp_again", env=edited["env"]
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reproduces bulk_exp" in proc.stdout
     wh = open_warehouse(sandbox_home)
@@ -193,8 +210,9 @@ def test_reproduce_recreates_identical_content_hashes(sandbox_home, edited):
 
 def test_reproduce_with_another_masking_key_reports_the_mismatch(sandbox_home, edited):
     env = {**edited["env"], "ELT_MASKING_KEY": "a-different-secret"}
-    proc = run_cli(sandbox_home, "sandbox", "reproduce", SANDBOX, "--as", "bulk_exp_other_key",
-                   env=env)  # fmt: skip
+    proc = run_cli(
+        sandbox_home, "sandbox", "reproduce", SANDBOX, "--as", "bulk_exp_other_key", env=env
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "masking key differs" in proc.stdout and "differs" in proc.stdout
     assert "a-different-secret" not in proc.stdout + proc.stderr
@@ -227,20 +245,22 @@ def test_settings_point_at_the_pristine_project(sandbox_home: Settings, edited):
     # The edit lives only in the copy the CLI used; the installation's own project is untouched.
     model = sandbox_home.dbt_project_dir / "models" / "intermediate" / f"{EDITED}.sql"
     assert "is_bulk_order" not in model.read_text()
-    assert "is_bulk_order" in (edited["project"] / "models" / "intermediate" / f"{EDITED}.sql"
-                               ).read_text()  # fmt: skip
+    assert (
+        "is_bulk_order"
+        in (edited["project"] / "models" / "intermediate" / f"{EDITED}.sql").read_text()
+    )
 
 
-def test_a_full_build_from_the_ui_path_recomputes_nothing_unchanged(sandbox_home, edited,
-                                                                    monkeypatch):  # fmt: skip
+def test_a_full_build_from_the_ui_path_recomputes_nothing_unchanged(sandbox_home, edited):
     """`elt build NAME` / the UI materialize everything selected; the runner still reuses."""
     from elt_platform_tests.conftest import make_settings
 
-    monkeypatch.setenv("ELT_ENVIRONMENTS_CONFIG", edited["env"]["ELT_ENVIRONMENTS_CONFIG"])
     settings = make_settings(
-        sandbox_home.home, ELT_SOURCES_DIR=str(sandbox_home.sources_dir),
+        sandbox_home.home,
+        ELT_SOURCES_DIR=str(sandbox_home.sources_dir),
         ELT_DBT_PROJECT_DIR=str(edited["project"]),
-    )  # fmt: skip
+        ELT_ENVIRONMENTS_CONFIG=edited["env"]["ELT_ENVIRONMENTS_CONFIG"],
+    )
     wh = open_warehouse(settings)
     before = wh.environments.pointers(SANDBOX)
     outcome = build_environment(settings, SANDBOX)

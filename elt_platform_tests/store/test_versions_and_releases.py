@@ -10,6 +10,7 @@ from elt_platform.errors import (
     UnknownRelease,
     WriteNotAllowed,
 )
+from elt_platform.store import releases
 from elt_platform.store.locks import EnvironmentLocks
 from elt_platform.store.warehouse import Warehouse
 
@@ -72,18 +73,21 @@ def test_republishing_identical_content_changes_nothing(wh):
     assert len(wh.releases.list()) == 1
 
 
-def test_failure_between_versions_and_publish_leaves_prod_on_old_release(wh):
+def test_failure_between_versions_and_publish_leaves_prod_on_old_release(wh, monkeypatch):
     v1 = _write(wh, "raw/t", "SELECT range AS id FROM range(5)")
     wh.commit_pointers("staging", {"raw/t": v1}, run_id="r1")
     old = wh.publish("staging", triggered_by="test").release
     v2 = _write(wh, "raw/t", "SELECT range AS id FROM range(50)")
     wh.commit_pointers("staging", {"raw/t": v2}, run_id="r2")
 
-    def crash(release_id):
+    def crash(*args, **kwargs):
         raise RuntimeError("injected failure before commit")
 
+    # Fail inside the publish transaction, just before prod's pointers move.
+    monkeypatch.setattr(releases, "point_prod", crash)
     with pytest.raises(RuntimeError, match="injected"):
-        wh.publish("staging", triggered_by="test", before_commit=crash)
+        wh.publish("staging", triggered_by="test")
+    monkeypatch.undo()
     assert wh.releases.current().release_id == old.release_id
     assert [r.release_id for r in wh.releases.list()] == [old.release_id]
     assert wh.environments.pointers(PROD) == {"raw/t": v1.version_id}

@@ -1,0 +1,151 @@
+"""Access decisions: whether an identity's role lets it read, write or act, per `policies`.
+
+Every denial raises AccessDenied and leaves an `access.denied` entry in the audit ledger.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from elt_platform.access.governed_catalogs import GovernedCatalogs
+from elt_platform.access.identity import Identity, resolve_identity
+from elt_platform.access.sensitivity import SensitivityMap, declared_sensitivity
+from elt_platform.environments import EnvironmentKind, kind_of
+from elt_platform.errors import AccessDenied, UnknownEnvironment
+from elt_platform.project.policies import Policies, RolePolicy, load_policies
+from elt_platform.settings import Settings
+from elt_platform.store.ledger import LedgerKind
+from elt_platform.store.warehouse import Warehouse
+
+READ, WRITE = "read", "write"
+
+
+def pattern_matches(pattern: str, environment: str, owner: str | None, user: str) -> bool:
+    kind = kind_of(environment)
+    if pattern in ("*", environment):
+        return True
+    if not pattern.startswith("sandbox:") or kind is not EnvironmentKind.SANDBOX:
+        return False
+    target = pattern.removeprefix("sandbox:")
+    if target == "*":
+        return True
+    if target == "own":
+        return owner is not None and owner == user
+    return target == environment
+
+
+class AccessControl:
+    """Decides and enforces one identity's access to one warehouse."""
+
+    def __init__(self, wh: Warehouse, settings: Settings, identity: Identity | None) -> None:
+        self.wh = wh
+        self.settings = settings
+        self._identity = identity
+
+    @property
+    def policies(self) -> Policies:
+        return load_policies(self.settings.policies_path)  # cached until the file changes
+
+    def levels(self) -> SensitivityMap:
+        """Declared column sensitivity (what governed catalogs mask by)."""
+        return declared_sensitivity(self.settings, self.policies)
+
+    @property
+    def identity(self) -> Identity:
+        return self._identity or resolve_identity(self.policies)
+
+    def role(self) -> RolePolicy:
+        return self.policies.role(self.identity.role)
+
+    def denial(
+        self, action: str, environment: str | None = None, *, owner: str | None = None
+    ) -> str | None:
+        """Why `action` is not allowed (None when it is)."""
+        who = self.identity
+        pinned = self.policies.users.get(who.user)
+        if pinned is not None and who.role not in pinned:
+            return f"{who.user} may not act as {who.role} (allowed: {', '.join(pinned)})"
+        role = self.role()
+        if action in (READ, WRITE):
+            if environment is None:
+                raise ValueError(f"{action} needs an environment")
+            if owner is None:
+                owner = self._owner(environment)
+            patterns = role.read if action == READ else role.write
+            if any(pattern_matches(p, environment, owner, who.user) for p in patterns):
+                return None
+            allowed = ", ".join(patterns) or "nothing"
+            sandbox = kind_of(environment) is EnvironmentKind.SANDBOX
+            whose = f" (owned by {owner})" if owner and sandbox else ""
+            return (
+                f"{who.user} ({who.role}) may not {action} {environment!r}{whose}; "
+                f"{who.role} may {action}: {allowed}"
+            )
+        if action in role.actions:
+            return None
+        return f"{who.user} ({who.role}) may not {action.replace('_', ' ')}"
+
+    def check(
+        self, action: str, environment: str | None = None, *, owner: str | None = None
+    ) -> None:
+        """Raise AccessDenied (after recording it in the ledger) unless `action` is allowed."""
+        if action in (READ, WRITE) and owner is None and environment is not None:
+            owner = self._owner(environment)
+        reason = self.denial(action, environment, owner=owner)
+        if reason is not None:
+            self.refuse(action, environment, reason, owner=owner)
+
+    def refuse(
+        self, action: str, environment: str | None, reason: str, *, owner: str | None = None
+    ) -> None:
+        """Record a denial in the ledger and raise AccessDenied."""
+        who = self.identity
+        self.wh.ledger.append(
+            LedgerKind.ACCESS_DENIED,
+            actor=who.actor,
+            environment=environment,
+            params={
+                "action": action,
+                "user": who.user,
+                "role": who.role,
+                "identity_source": who.source,
+                "owner": owner,
+                "reason": reason,
+            },
+        )
+        raise AccessDenied(f"access denied: {reason}")
+
+    def masked_levels(self) -> frozenset[str]:
+        return self.role().masked_levels
+
+    def check_row_comparison(self, environments: list[str], masks_pii: bool) -> None:
+        """A diff prints example rows: read access to every side, and for a role that may not
+        see some levels, only comparisons the engine masks (PII, against a sandbox) and nothing
+        else restricted."""
+        for env in environments:
+            self.check(READ, env)
+        masked = self.masked_levels()
+        if masked - {"pii"} or ("pii" in masked and not masks_pii):
+            who = self.identity
+            self.refuse(
+                "diff",
+                ",".join(environments),
+                f"{who.user} ({who.role}) may not compare rows of {' and '.join(environments)}: "
+                f"example rows would show {', '.join(sorted(masked))} values unmasked "
+                "(compare against a sandbox, where PII is masked)",
+            )
+
+    def connect(self, environment: str) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to `environment` as this identity may see it: through views
+        that mask every column whose sensitivity the role may not see (and any undeclared one)."""
+        self.check(READ, environment)
+        masked = self.masked_levels()
+        if not masked:
+            return self.wh.catalogs.connect(environment)
+        return GovernedCatalogs(self.wh, masked, self.levels()).connect(environment)
+
+    def _owner(self, environment: str) -> str | None:
+        try:
+            return self.wh.environments.get(environment).owner
+        except UnknownEnvironment:
+            return None

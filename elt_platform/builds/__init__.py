@@ -1,0 +1,1 @@
+"""Builds: deciding what to recompute (the planner) from recorded build lineage."""

@@ -1,1 +1,0 @@
-"""Data contracts: one versioned YAML per dataset, the source of truth for its structure."""

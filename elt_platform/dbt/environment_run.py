@@ -1,0 +1,207 @@
+"""What a dbt run needs to know about its environment: config (flags, vars), masking, which
+selected models to rebuild (the planner) and what each new version was built from.
+
+`dbt/runner.py` calls `prepare_dbt_run` before dbt starts and `remember_lineage` after the models
+are exported, so the runner stays about running dbt. Domains that want to react to a finished run
+(sandboxes diff and record their experiments) register a `RunObserver`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import dagster as dg
+
+from elt_platform.access.facade import GovernedWarehouse
+from elt_platform.access.masking import RelationSql, sandbox_relation_sql
+from elt_platform.access.masking_policy import MASKED_PARAM, save_masking_policy
+from elt_platform.access.sensitivity import pii_masking_rules
+from elt_platform.builds.planner import (
+    VARS_PARAM,
+    Lineage,
+    RebuildPlan,
+    model_var_values,
+    plan_rebuild,
+    record_lineage,
+)
+from elt_platform.environments import Environment, EnvironmentKind
+from elt_platform.orchestration.metadata import version_metadata
+from elt_platform.project.environment_config import EnvironmentConfig, environment_config
+from elt_platform.project.manifest import Manifest
+from elt_platform.settings import Settings
+from elt_platform.store.catalog import default_relation_sql
+from elt_platform.store.versions import Version
+
+
+@dataclass
+class DbtRunSetup:
+    environment: Environment
+    config: EnvironmentConfig
+    relation_sql: RelationSql
+    base_release: str | None = None
+    base_manifest: dict[str, str] = field(default_factory=dict)
+    plan: RebuildPlan | None = None
+    selected: set[str] = field(default_factory=set)
+    node_names: dict[str, str] = field(default_factory=dict)
+    model_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reused_versions: dict[str, Version] = field(default_factory=dict)
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.environment.kind is EnvironmentKind.SANDBOX
+
+    @property
+    def to_build(self) -> set[str]:
+        """Selected models dbt must build (in a sandbox: only those the plan rebuilds)."""
+        return self.selected - set(self.reused_versions)
+
+    def dbt_args(self, platform_vars: str) -> list[str]:
+        """`--vars` with the environment's flags and vars (platform vars win) and `--exclude`
+        for selected models that keep resolving to existing versions."""
+        merged = {**self.config.dbt_vars, **json.loads(platform_vars)}
+        args = ["--vars", json.dumps(merged, sort_keys=True)]
+        excluded = sorted(self.node_names[a] for a in self.reused_versions if a in self.node_names)
+        if excluded:
+            args += ["--exclude", " ".join(excluded)]
+        return args
+
+    def params(self, asset: str) -> dict[str, Any]:
+        """Recorded on each exported version: the vars it saw, and whether inputs were masked."""
+        params: dict[str, Any] = {VARS_PARAM: self.model_vars.get(asset, {})}
+        if self.is_sandbox:
+            params[MASKED_PARAM] = True
+        return params
+
+    def metadata(self, asset: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"environment_config": dg.MetadataValue.json(self.config.as_dict())}
+        if self.plan is not None and asset in self.plan.decisions:
+            out["rebuild_reason"] = self.plan.decisions[asset].reason
+            out["pii_masked_inputs"] = True
+        return out
+
+    def reused_outputs(self, context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
+        """Outputs for selected models that were not rebuilt (they resolve to existing versions),
+        in dependency order."""
+        order = list(self.plan.decisions) if self.plan is not None else []
+        for asset in sorted(self.reused_versions, key=order.index):
+            version = self.reused_versions[asset]
+            key = dg.AssetKey.from_user_string(asset)
+            yield dg.Output(
+                value=None,
+                output_name=context.assets_def.get_output_name_for_asset_key(key),
+                metadata={
+                    **version_metadata(version, self.environment.name),
+                    **self.metadata(asset),
+                    "rebuilt": False,
+                    "resolves_to_release": self.base_release or "-",
+                },
+                data_version=dg.DataVersion(version.version_id),
+            )
+
+
+def prepare_dbt_run(
+    context: dg.AssetExecutionContext,
+    wh: GovernedWarehouse,
+    settings: Settings,
+    env: Environment,
+    manifest: Manifest,
+    pointers: Mapping[str, Version],
+) -> DbtRunSetup:
+    """Resolve config, tag the run, refresh the masking policy and (in a sandbox) plan the run."""
+    record = wh.environments.get(env.name)
+    config = environment_config(settings.environments_path, env.name, record.config)
+    context.instance.add_run_tags(context.run_id, config.tags())
+    pii = pii_masking_rules(settings)
+    if pii is not None:
+        save_masking_policy(wh.meta, pii)
+    setup = DbtRunSetup(
+        environment=env,
+        config=config,
+        relation_sql=default_relation_sql,
+        selected={k.to_user_string() for k in context.selected_asset_keys},
+        node_names=manifest.node_names(),
+        model_vars=model_var_values(manifest, config.dbt_vars),
+    )
+    if not setup.is_sandbox:
+        return setup
+    setup.relation_sql = sandbox_relation_sql(wh.meta)
+    setup.base_release = record.base_release
+    if record.base_release:
+        setup.base_manifest = wh.releases.get(record.base_release).manifest
+    assets_def = context.assets_def
+    deps = {
+        k.to_user_string(): [d.to_user_string() for d in assets_def.asset_deps.get(k, set())]
+        for k in context.selected_asset_keys
+    }
+    setup.plan = plan_rebuild(
+        wh.meta,
+        sorted(setup.selected),
+        environment=env.name,
+        deps=deps,
+        code_versions={k.to_user_string(): v for k, v in assets_def.code_versions_by_key.items()},
+        var_values=setup.model_vars,
+        pointers={a: v.version_id for a, v in pointers.items()},
+        base=setup.base_manifest,
+    )
+    setup.reused_versions = {a: wh.versions.get(a, v) for a, v in setup.plan.reuse.items()}
+    for asset in setup.plan.rebuild:
+        context.log.info(f"rebuilding {asset}: {setup.plan.decisions[asset].reason}")
+    return setup
+
+
+class RunObserver(Protocol):
+    """Called after a dbt run exported its versions; returns extra metadata per asset."""
+
+    def after_dbt_run(
+        self,
+        context: dg.AssetExecutionContext,
+        wh: GovernedWarehouse,
+        setup: DbtRunSetup,
+        manifest: Manifest,
+        new_versions: Mapping[str, Version],
+        events: list,
+    ) -> dict[str, dict[str, Any]]: ...
+
+
+def finish_dbt_run(
+    context: dg.AssetExecutionContext,
+    wh: GovernedWarehouse,
+    setup: DbtRunSetup,
+    manifest: Manifest,
+    new_versions: Mapping[str, Version],
+    events: list,
+    observers: tuple[RunObserver, ...] = (),
+) -> dict[str, dict[str, Any]]:
+    """Remember how each new version was built (sandboxes) and let observers add metadata."""
+    extra = {asset: setup.metadata(asset) for asset in new_versions}
+    if setup.is_sandbox:
+        remember_lineage(context, wh, setup, new_versions)
+    for observer in observers:
+        for asset, more in observer.after_dbt_run(
+            context, wh, setup, manifest, new_versions, events
+        ).items():
+            extra.setdefault(asset, {}).update(more)
+    return extra
+
+
+def remember_lineage(context, wh: GovernedWarehouse, setup: DbtRunSetup, new_versions) -> None:
+    """Record what each version was built from in this sandbox, so the next plan recognises a
+    rebuild whose content matched an existing version (e.g. a mart identical to prod's)."""
+    pointers = wh.environments.pointers(setup.environment.name)
+    code_versions = context.assets_def.code_versions_by_key
+    built = {}
+    for asset, version in new_versions.items():
+        key = dg.AssetKey.from_user_string(asset)
+        inputs = {}
+        for dep in context.assets_def.asset_deps.get(key, set()):
+            name = dep.to_user_string()
+            resolved = new_versions[name].version_id if name in new_versions else pointers.get(name)
+            if resolved is not None:
+                inputs[name] = resolved
+        built[(asset, version.version_id)] = Lineage(
+            code_versions.get(key), inputs, setup.params(asset)
+        )
+    record_lineage(wh.meta, setup.environment.name, built)

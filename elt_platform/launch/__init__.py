@@ -1,0 +1,1 @@
+"""Launching jobs outside the webserver (CLI, demo, tests) as recorded Dagster runs."""

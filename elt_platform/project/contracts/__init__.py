@@ -1,0 +1,1 @@
+"""Data contracts: one versioned YAML per dataset (model, files, change classification)."""

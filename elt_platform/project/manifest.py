@@ -1,0 +1,190 @@
+"""The one reader of a dbt manifest: every fact the platform takes from dbt is read here.
+
+Each rule has one owner: how `meta` and `config.meta` merge, which asset key a node gets (the
+translator delegates to `asset_key`, so Dagster and every other reader agree), which relation it
+lives in, which layer it belongs to, which columns it declares, which vars its SQL reads, which
+columns it tests unique. Reading it never imports Dagster or dbt (both take seconds to import).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+Node = Mapping[str, Any]
+# Resource types that become assets with data (tests, analyses, operations do not).
+DATA_KINDS = frozenset({"model", "seed", "snapshot", "source"})
+BUILT_KINDS = frozenset({"model", "seed", "snapshot"})
+_VAR_CALL = re.compile(r"""\bvar\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
+
+
+def node_meta(node: Node) -> dict[str, Any]:
+    """A node's `meta`, with `config.meta` winning key by key (dbt keeps both spellings)."""
+    return {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
+
+
+def column_meta(column: Node) -> dict[str, Any]:
+    """A column's `meta`, with its `config.meta` winning key by key."""
+    return node_meta(column)
+
+
+def asset_key(node: Node) -> str:
+    """The asset key of a node as a `/`-joined string: `meta.dagster.asset_key` when set, else
+    `source_name/name` for sources, the alias for versioned models, `schema/name` when the node
+    configures its own schema, else its name (dagster-dbt's default rule)."""
+    configured = (node_meta(node).get("dagster") or {}).get("asset_key")
+    if configured:
+        return "/".join(configured)
+    if node.get("resource_type") == "source":
+        return f"{node['source_name']}/{node['name']}"
+    if node.get("version"):
+        return node["alias"]
+    schema = (node.get("config") or {}).get("schema")
+    return f"{schema}/{node['name']}" if schema else node["name"]
+
+
+def relation(node: Node) -> tuple[str, str]:
+    """(schema, identifier) of the relation dbt builds or reads for a node."""
+    return node["schema"], node.get("alias") or node.get("identifier") or node["name"]
+
+
+def layer(node: Node) -> str:
+    """`raw` for sources, else the first folder under models/ (`staging`, `marts`, ...)."""
+    if node.get("resource_type") == "source":
+        return "raw"
+    fqn = node.get("fqn") or []
+    return fqn[1] if len(fqn) > 2 else "models"
+
+
+def vars_read(node: Node) -> set[str]:
+    """Names of the dbt vars a node's SQL reads with `var('name' ...)` (macros are not seen)."""
+    return set(_VAR_CALL.findall(node.get("raw_code") or node.get("raw_sql") or ""))
+
+
+@dataclass(frozen=True)
+class DeclaredColumn:
+    name: str
+    data_type: str | None
+    description: str
+    meta: dict[str, Any]
+
+    @property
+    def sensitivity(self) -> str | None:
+        level = self.meta.get("sensitivity")
+        return str(level).lower() if level else None
+
+
+def declared_columns(node: Node) -> dict[str, DeclaredColumn]:
+    """Columns a node's YAML declares (possibly only some of its real columns)."""
+    return {
+        name: DeclaredColumn(
+            name, spec.get("data_type"), (spec.get("description") or "").strip(), column_meta(spec)
+        )
+        for name, spec in (node.get("columns") or {}).items()
+    }
+
+
+class Manifest:
+    """A parsed manifest with the platform's reading of it."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        return self.data.get("nodes", {})
+
+    @property
+    def sources(self) -> Mapping[str, Node]:
+        return self.data.get("sources", {})
+
+    def data_nodes(self, kinds: frozenset[str] = DATA_KINDS) -> Iterator[tuple[str, Node]]:
+        """(unique_id, node) of every node that is an asset with data."""
+        for uid, node in [*self.nodes.items(), *self.sources.items()]:
+            if node.get("resource_type") in kinds:
+                yield uid, node
+
+    @cached_property
+    def asset_keys(self) -> dict[str, str]:
+        """unique_id -> asset key of every data node."""
+        return {uid: asset_key(node) for uid, node in self.data_nodes()}
+
+    @cached_property
+    def by_asset(self) -> dict[str, Node]:
+        """asset key -> node."""
+        return {asset_key(node): node for _, node in self.data_nodes()}
+
+    def relations(self) -> dict[str, tuple[str, str]]:
+        """asset key -> (schema, identifier) for every data node."""
+        return {asset_key(node): relation(node) for _, node in self.data_nodes()}
+
+    def vars_read_by_asset(self) -> dict[str, set[str]]:
+        """asset key -> vars its SQL reads, for every node dbt builds."""
+        return {asset_key(n): vars_read(n) for _, n in self.data_nodes(BUILT_KINDS)}
+
+    def node_names(self) -> dict[str, str]:
+        """asset key -> dbt node name (what `--select`/`--exclude` take)."""
+        return {asset_key(n): n["name"] for _, n in self.data_nodes(BUILT_KINDS)}
+
+    def column_levels(self) -> dict[str, dict[str, str]]:
+        """asset -> column -> declared sensitivity (`meta.sensitivity`), declared columns only."""
+        out: dict[str, dict[str, str]] = {}
+        for _, node in self.data_nodes():
+            for name, column in declared_columns(node).items():
+                if column.sensitivity:
+                    out.setdefault(asset_key(node), {})[name] = column.sensitivity
+        return out
+
+    def masking_rules(self, level: str = "pii") -> dict[str, dict[str, str]]:
+        """asset -> column -> masking rule (`meta.masking`, else `auto`) of columns at `level`."""
+        out: dict[str, dict[str, str]] = {}
+        for _, node in self.data_nodes():
+            for name, column in declared_columns(node).items():
+                if column.sensitivity == level:
+                    rule = str(column.meta.get("masking") or "auto")
+                    out.setdefault(asset_key(node), {})[name] = rule
+        return out
+
+    def primary_keys(self) -> dict[str, list[str]]:
+        """asset key -> key columns of every built node that declares (`meta.primary_key`) or
+        tests (`unique`) one; an `_id` column is preferred among several unique ones."""
+        unique_columns: dict[str, list[str]] = {}
+        for node in self.nodes.values():
+            test = node.get("test_metadata") or {}
+            if node.get("resource_type") != "test" or test.get("name") != "unique":
+                continue
+            column = node.get("column_name") or (test.get("kwargs") or {}).get("column_name")
+            parent = node.get("attached_node")
+            if column and parent and column.isidentifier():
+                unique_columns.setdefault(parent, []).append(column)
+        out: dict[str, list[str]] = {}
+        for uid, node in self.data_nodes(BUILT_KINDS):
+            declared = node_meta(node).get("primary_key")
+            if isinstance(declared, str):
+                declared = [c.strip() for c in declared.split(",") if c.strip()]
+            if not declared and uid in unique_columns:
+                order = list((node.get("columns") or {}).keys())
+                candidates = sorted(
+                    unique_columns[uid],
+                    key=lambda c: (not c.endswith("_id"), order.index(c) if c in order else 99),
+                )
+                declared = [candidates[0]]
+            if declared:
+                out[asset_key(node)] = list(declared)
+        return out
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, stamp: tuple[int, int]) -> Manifest:
+    return Manifest(json.loads(Path(path).read_text()))
+
+
+def load_manifest(path: Path) -> Manifest:
+    """The manifest at `path`, parsed once per change of the file (treat it as read-only)."""
+    stat = Path(path).stat()
+    return _load(str(path), (stat.st_mtime_ns, stat.st_size))

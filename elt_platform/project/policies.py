@@ -1,0 +1,247 @@
+"""The governance policy (policies.yaml): roles, identities, per-asset retention and governance, and
+private-aggregate datasets; loaded with precise errors (file, line, field)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from elt_platform.configfile import load_model, parse_model
+from elt_platform.durations import parse_period
+from elt_platform.environments import CORE_ENVIRONMENTS, OWNER_PATTERN, validate_sandbox_name
+from elt_platform.errors import EltError, PolicyError
+from elt_platform.project.contracts.model import Sensitivity
+
+LEVELS = tuple(s.value for s in Sensitivity)  # public < internal < confidential < pii
+
+
+class Action:
+    """Actions beyond reading and writing environments."""
+
+    READ_LEDGER = "read_ledger"
+    EDIT_CONTRACTS = "edit_contracts"
+    ENFORCE_RETENTION = "enforce_retention"
+    RELEASE_PRIVATE_AGGREGATES = "release_private_aggregates"
+
+
+ACTIONS = (
+    Action.READ_LEDGER,
+    Action.EDIT_CONTRACTS,
+    Action.ENFORCE_RETENTION,
+    Action.RELEASE_PRIVATE_AGGREGATES,
+)
+# Private aggregates the platform knows how to release, and the assets each one reads.
+ORDERS_BY_REGION_MONTH = "orders_by_region_month"
+PRIVATE_DATASET_INPUTS = {ORDERS_BY_REGION_MONTH: ("orders", "customers")}
+_IDENT = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+
+
+def validate_pattern(pattern: str) -> str:
+    """Validate an environment pattern: *, prod, staging, sandbox:*, sandbox:own, sandbox:NAME."""
+    if pattern == "*" or pattern in CORE_ENVIRONMENTS:
+        return pattern
+    kind, sep, rest = pattern.partition(":")
+    if kind == "sandbox" and sep and rest in {"*", "own"}:
+        return pattern
+    if kind == "sandbox" and sep:
+        try:
+            validate_sandbox_name(rest)
+        except EltError:
+            raise ValueError(f"{pattern!r} does not name a valid sandbox") from None
+        return pattern
+    raise ValueError(
+        f"unknown environment pattern {pattern!r} (use *, prod, staging, sandbox:*, sandbox:own "
+        "or sandbox:NAME)"
+    )
+
+
+class RolePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    read: list[str] = Field(default_factory=list)
+    write: list[str] = Field(default_factory=list)
+    unmasked: list[Sensitivity] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list)
+
+    @field_validator("read", "write")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        return [validate_pattern(p) for p in value]
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, value: list[str]) -> list[str]:
+        unknown = [a for a in value if a not in ACTIONS]
+        if unknown:
+            raise ValueError(f"unknown action {unknown[0]!r} (known: {', '.join(ACTIONS)})")
+        return value
+
+    @property
+    def unmasked_levels(self) -> frozenset[str]:
+        return frozenset(s.value for s in self.unmasked)
+
+    @property
+    def masked_levels(self) -> frozenset[str]:
+        return frozenset(LEVELS) - self.unmasked_levels
+
+
+class AssetGovernance(BaseModel):
+    """Governance of one asset: which timestamp column dates its rows (`none` with a reason when
+    rows never expire one by one), plus owner and retention when no contract provides them."""
+
+    model_config = ConfigDict(extra="forbid")
+    retention_column: str
+    reason: str | None = None
+    owner: str | None = None
+    retention: str | None = None
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        if value is not None and not OWNER_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} must be an e-mail address or team:<name>")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_period(value)
+        return value
+
+    @model_validator(mode="after")
+    def _reason_for_none(self) -> AssetGovernance:
+        if self.retention_column == "none" and not (self.reason or "").strip():
+            raise ValueError("retention_column: none needs a reason")
+        return self
+
+    @property
+    def dated(self) -> bool:
+        return self.retention_column != "none"
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epsilon: float = Field(gt=0)
+    delta: float = Field(default=0.0, ge=0, lt=1)
+
+
+class PrivateDataset(BaseModel):
+    """A differentially private aggregate: its public domain, contribution bounds and budget."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(min_length=1)
+    owner: str
+    retention: str
+    regions: list[str] = Field(min_length=1)
+    first_month: str
+    last_month: str
+    max_orders_per_customer: int = Field(ge=1)
+    max_order_amount: float = Field(gt=0)
+    budget: Budget
+    consumers: dict[str, Budget] = Field(default_factory=dict)
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        return AssetGovernance._owner(value)  # type: ignore[arg-type]
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        parse_period(value)
+        return value
+
+    @field_validator("first_month", "last_month", mode="before")
+    @classmethod
+    def _month(cls, value: object) -> str:
+        text = str(value)
+        match = _MONTH.fullmatch(text)
+        if not match or not 1 <= int(match[2]) <= 12:
+            raise ValueError(f"{text!r} is not a month (use YYYY-MM)")
+        return text
+
+    @field_validator("consumers")
+    @classmethod
+    def _consumer_names(cls, value: dict[str, Budget]) -> dict[str, Budget]:
+        for name in value:
+            validate_consumer(name)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PrivateDataset:
+        if self.first_month > self.last_month:
+            raise ValueError(f"first_month {self.first_month} is after last_month")
+        return self
+
+    def months(self) -> list[date]:
+        """Every month of the public domain (first day of each)."""
+        year, month = (int(x) for x in self.first_month.split("-"))
+        out = []
+        while f"{year:04d}-{month:02d}" <= self.last_month:
+            out.append(date(year, month, 1))
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return out
+
+    def budget_for(self, consumer: str) -> Budget:
+        return self.consumers.get(consumer, self.budget)
+
+
+def validate_consumer(name: str) -> str:
+    if not _IDENT.fullmatch(name):
+        raise ValueError(
+            f"consumer {name!r} must be a lowercase identifier (a letter, then [a-z0-9_])"
+        )
+    return name
+
+
+class Privacy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    datasets: dict[str, PrivateDataset] = Field(default_factory=dict)
+
+
+class Policies(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default_role: str
+    roles: dict[str, RolePolicy] = Field(min_length=1)
+    users: dict[str, list[str]] = Field(default_factory=dict)
+    assets: dict[str, AssetGovernance] = Field(default_factory=dict)
+    privacy: Privacy = Field(default_factory=Privacy)
+
+    def role(self, name: str) -> RolePolicy:
+        try:
+            return self.roles[name]
+        except KeyError:
+            raise PolicyError(
+                f"unknown role {name!r} (roles: {', '.join(sorted(self.roles))})"
+            ) from None
+
+
+def reference_problems(policies: Policies) -> list[tuple[tuple, str]]:
+    """(location, message) of every role name the policy uses but does not define."""
+    problems: list[tuple[tuple, str]] = []
+    if policies.default_role not in policies.roles:
+        problems.append(
+            (("default_role",), f"unknown role {policies.default_role!r} (not defined in roles)")
+        )
+    for user, roles in policies.users.items():
+        if not roles:
+            problems.append((("users", user), f"user {user!r} has no role"))
+        for i, role in enumerate(roles):
+            if role not in policies.roles:
+                problems.append((("users", user, i), f"user {user!r} has unknown role {role!r}"))
+    return problems
+
+
+def parse_policies(text: str, source: str) -> Policies:
+    """Validate policy YAML; errors name the file, line and field."""
+    return parse_model(text, Policies, source, PolicyError, reference_problems)
+
+
+def load_policies(path: Path) -> Policies:
+    """The policies at `path` (`Settings.policies_path`), re-read only when the file changes."""
+    return load_model(path, Policies, PolicyError, reference_problems)
