@@ -197,8 +197,8 @@ def _check_live(
             report.sandboxes += 1
 
 
-def promotion_problems(wh: GovernedWarehouse) -> list[str]:
-    """The promotion gate: every violation except those of individual sandboxes (a sandbox's
-    exposure is its owner's problem, not a reason to hold back prod)."""
+def promotion_violations(wh: GovernedWarehouse) -> list[Violation]:
+    """What the promotion gate judges: every violation except those of individual sandboxes (a
+    sandbox's exposure is its owner's problem, not a reason to hold back prod)."""
     report = check_compliance(wh.settings, wh=wh)
-    return [f"governance: {v}" for v in report.violations if not v.subject.startswith("sandbox ")]
+    return [v for v in report.violations if not v.subject.startswith("sandbox ")]

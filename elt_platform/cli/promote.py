@@ -11,7 +11,7 @@ from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.cli.common import caller
-from elt_platform.launch.runs import promote_via_sensor, rollback_via_job
+from elt_platform.launch.runs import explain_candidate, promote_via_sensor, rollback_via_job
 from elt_platform.project.promotion_policy import load_promotion_policy
 from elt_platform.promotion.gc import collect_garbage
 from elt_platform.settings import load_settings
@@ -33,8 +33,18 @@ def register(app: typer.Typer) -> None:
     app.command("gc")(gc)
 
 
-def promote() -> None:
+def promote(
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="List every blocking problem and governance warning; promote nothing.",
+    ),
+) -> None:
     """Evaluate the promotion gates for staging and, if they pass, publish it to prod."""
+    if explain:
+        _authorized("read", "staging")
+        _explain()
+        return
     _authorized("write")
     outcome = promote_via_sensor(load_settings(), actor=caller().actor)
     if not outcome.requested:
@@ -48,6 +58,25 @@ def promote() -> None:
     console.print(
         f"promoted: prod at [bold]{outcome.release_id}[/] "
         f"({len(outcome.changed_assets)} assets changed; run {outcome.run_id})"
+    )
+    if outcome.warnings:
+        console.print(
+            f"[yellow]{len(outcome.warnings)} governance warnings[/] (not blocking under the "
+            "promotion policy; `elt promote --explain` lists them)"
+        )
+
+
+def _explain() -> None:
+    """Every problem that blocks staging and every warning, one per line."""
+    cand = explain_candidate(load_settings())
+    for problem in cand.problems:
+        console.print(f"[red]block[/] {problem}", highlight=False)
+    for warning in cand.warnings:
+        console.print(f"[yellow]warn[/]  {warning}", highlight=False)
+    verdict = "eligible" if cand.eligible else "blocked"
+    console.print(
+        f"{cand.source_environment}: {verdict}; {len(cand.problems)} blocking problems, "
+        f"{len(cand.warnings)} warnings"
     )
 
 

@@ -24,6 +24,9 @@ from elt_platform.orchestration.names import (
 from elt_platform.orchestration.partitions import sync_environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.project.code_version import current_code_version
+from elt_platform.project.contracts.files import contracts_for
+from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.promotion.candidate import Candidate, evaluate_candidate
 from elt_platform.settings import Settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -145,6 +148,17 @@ class PromotionOutcome:
     success: bool = False
     release_id: str | None = None
     changed_assets: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # governance findings the policy let through
+
+
+def explain_candidate(settings: Settings, instance: dg.DagsterInstance | None = None) -> Candidate:
+    """The staging candidate judged exactly as the sensor judges it, with every problem and
+    warning (the sensor's skip reason shows only the first few)."""
+    wh = open_warehouse(settings)
+    graph = load_definitions(settings).resolve_asset_graph()
+    policy = load_promotion_policy(settings.promotion_path)
+    contracts = contracts_for(settings.contracts_dir)
+    return evaluate_candidate(wh, instance or open_instance(settings), graph, policy, contracts)
 
 
 def promote_via_sensor(
@@ -174,6 +188,7 @@ def promote_via_sensor(
         raise_on_error=False,
     )
     after = wh.releases.current()
+    warnings = tuple((after.gate_summary or {}).get("warnings", ())) if after else ()
     changed = ()
     if after and (before is None or after.release_id != before.release_id):
         changed = tuple(
@@ -190,6 +205,7 @@ def promote_via_sensor(
         run.success,
         after.release_id if after else None,
         changed,
+        warnings if run.success else (),
     )
 
 

@@ -76,7 +76,12 @@ class SourceEntry(BaseModel):
 class SourcesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     defaults: SourceDefaults = Field(default_factory=SourceDefaults)
-    sources: dict[str, SourceEntry] = Field(min_length=1)
+    sources: dict[str, SourceEntry] = Field(default_factory=dict)  # none: raw data is dbt seeds
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
 
     @field_validator("sources")
     @classmethod

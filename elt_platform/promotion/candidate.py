@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from elt_platform.access.facade import GovernedWarehouse
-from elt_platform.checks.compliance import promotion_problems
+from elt_platform.checks.compliance import promotion_violations
 from elt_platform.environments import PROD
 from elt_platform.orchestration.names import CODE_VERSION_TAG
 from elt_platform.project.contracts.evolution import (
@@ -31,12 +31,18 @@ class Candidate:
     source_runs: dict[str, str | None]
     checks: dict[str, dict[str, bool]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # governance findings the policy lets pass
     code_version: str | None = None
     contracts: dict[str, dict] = field(default_factory=dict)
 
     @property
     def eligible(self) -> bool:
         return not self.problems
+
+    def govern(self, policy: PromotionPolicy, rule: str, finding: str) -> None:
+        """A governance finding blocks or warns, as the policy sets its rule."""
+        target = self.problems if policy.governance.level(rule) == "block" else self.warnings
+        target.append(finding)
 
     @property
     def manifest_hash(self) -> str:
@@ -50,6 +56,7 @@ class Candidate:
             "checks_failed": total - passed,
             "source_runs": sorted({r for r in self.source_runs.values() if r}),
             "problems": self.problems,
+            "warnings": self.warnings,
             # Contracts travel with the release: the next promotion classifies changes against them.
             "contracts": self.contracts,
         }
@@ -128,13 +135,12 @@ def evaluate_candidate(
                     f"{name}: check {check} failed for version {cand.manifest[name]}"
                     + (f" ({detail})" if detail else "")
                 )
-    if policy.require_owner_and_description:
-        for key in keys:
-            node = asset_graph.get(key)
-            if not node.owners:
-                cand.problems.append(f"{key.to_user_string()}: no owner")
-            if not (node.description or "").strip():
-                cand.problems.append(f"{key.to_user_string()}: no description")
+    for key in keys:
+        node = asset_graph.get(key)
+        if not node.owners:
+            cand.govern(policy, "owner", f"{key.to_user_string()}: no owner")
+        if not (node.description or "").strip():
+            cand.govern(policy, "description", f"{key.to_user_string()}: no description")
     for name, version_id in cand.manifest.items():  # not switchable by policy
         if wh.versions.record(name, version_id)["params"].get("pii_masked"):
             # Sandbox outputs are computed on masked PII: never production data.
@@ -151,7 +157,8 @@ def evaluate_candidate(
     }
     if policy.block_breaking_changes:
         _check_breaking(wh, cand, contracts or {})
-    cand.problems.extend(promotion_problems(wh))  # the compliance gate
+    for violation in promotion_violations(wh):  # the compliance gate
+        cand.govern(policy, violation.rule, f"governance: {violation}")
     return cand
 
 
