@@ -18,6 +18,7 @@ from elt_platform.access.masking import sandbox_relation_sql
 from elt_platform.environments import PROD
 from elt_platform.project.code_version import current_code_version
 from elt_platform.settings import Settings
+from elt_platform.store.builds import BuildStore
 from elt_platform.store.catalog import CatalogStore
 from elt_platform.store.ledger import Ledger
 from elt_platform.store.locks import EnvironmentLocks
@@ -49,6 +50,10 @@ class GovernedWarehouse:
     @property
     def versions(self) -> VersionStore:
         return self.store.versions
+
+    @property
+    def builds(self) -> BuildStore:
+        return self.store.builds
 
     @property
     def environments(self) -> EnvironmentRegistry:

@@ -1,35 +1,28 @@
-"""Selective rebuild: which assets of a sandbox must be recomputed, and which keep resolving to the
-versions of its source release.
+"""The one planner: which assets of an environment a build must recompute, and which keep an
+existing build (staging and sandboxes alike; `elt sandbox plan`, `elt build --plan` and the dbt
+step of every run call `plan_environment`).
 
-An asset is reused when a version exists (the release's first, then the sandbox's own) that was
-built by the same code version, from the same input versions, with the same values of the dbt vars
-its SQL references. Anything else is rebuilt, and so is everything downstream of a rebuilt asset
-(its input will change), as dbt's `state:modified+` would.
+An asset is reused when a candidate build (in a sandbox: its release's build, then its own; in
+staging: the one staging serves) was computed by the same code version, from the same input
+versions, with the same values of the dbt vars its SQL reads, by a run that did not fail or get
+canceled (and, outside sandboxes, not from masked inputs). Anything else is recomputed, and so is
+everything downstream of a recomputed asset (dbt's `state:modified+`, not SQLMesh's non-breaking
+shortcut): its input will change.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from typing import Any
 
+from elt_platform.environments import EnvironmentKind, environment_from_name
 from elt_platform.project.manifest import Manifest
-from elt_platform.store.metadata import MetadataStore
+from elt_platform.store.builds import Build, BuildStore
+from elt_platform.store.warehouse import Warehouse
 
 VARS_PARAM = "vars"
-LINEAGE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS build_lineage (
-    environment TEXT NOT NULL,
-    asset TEXT NOT NULL,
-    version_id TEXT NOT NULL,
-    code_version TEXT,
-    inputs_json TEXT NOT NULL,
-    params_json TEXT NOT NULL,
-    PRIMARY KEY (environment, asset, version_id)
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -38,11 +31,12 @@ class Decision:
     rebuild: bool
     reason: str
     version_id: str | None = None  # what the asset resolves to when it is not rebuilt
+    build_id: str | None = None  # the build it reuses
 
 
 @dataclass(frozen=True)
 class RebuildPlan:
-    decisions: dict[str, Decision] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)  # in dependency order
 
     @property
     def rebuild(self) -> list[str]:
@@ -50,118 +44,111 @@ class RebuildPlan:
 
     @property
     def reuse(self) -> dict[str, str]:
+        """asset -> version it keeps."""
         return {
             a: d.version_id for a, d in self.decisions.items() if not d.rebuild and d.version_id
         }
 
-
-@dataclass(frozen=True)
-class Lineage:
-    """What a version was built from, as recorded when it was committed."""
-
-    code_version: str | None
-    inputs: dict[str, str]
-    params: dict[str, Any]
+    @property
+    def reuse_builds(self) -> dict[str, str]:
+        """asset -> build it reuses."""
+        return {a: d.build_id for a, d in self.decisions.items() if not d.rebuild and d.build_id}
 
 
 def model_var_values(manifest: Manifest, dbt_vars: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """asset -> the values of the vars its SQL reads (what a build of it depends on besides code
-    and inputs). The one rule for both the plan and the build."""
+    and inputs). The one rule for both the plan and the build's record."""
     return {
         asset: {v: dbt_vars[v] for v in sorted(used & dbt_vars.keys())}
         for asset, used in manifest.vars_read_by_asset().items()
     }
 
 
-def lineage(meta: MetadataStore, asset: str, version_id: str) -> Lineage | None:
-    """The lineage recorded when the version was first committed."""
-    with meta.read() as con:
-        row = con.execute(
-            "SELECT code_version, inputs_json, params_json FROM versions"
-            " WHERE asset = ? AND version_id = ?",
-            (asset, version_id),
-        ).fetchone()
-    if row is None:
+def plan_environment(
+    store: Warehouse,
+    environment: str,
+    assets: Iterable[str],
+    *,
+    deps: Mapping[str, Iterable[str]],
+    code_versions: Mapping[str, str | None],
+    var_values: Mapping[str, Mapping[str, Any]],
+    failed_runs: Callable[[Iterable[str]], set[str]],
+) -> RebuildPlan:
+    """Plan `assets` of `environment` against the builds it could reuse. `failed_runs` names,
+    among run ids, those that failed or were canceled (Dagster knows; this layer does not)."""
+    env = environment_from_name(environment)
+    record = store.environments.get(env.name)
+    pointers = store.environments.pointers(env.name)
+    served = store.environments.pointer_builds(env.name)
+    base: dict[str, str | None] = {}
+    if env.kind is EnvironmentKind.SANDBOX and record.base_release:
+        base = store.releases.get(record.base_release).builds
+    wanted = list(dict.fromkeys(assets))
+    candidates: dict[str, list[str]] = {}
+    for asset in wanted:
+        ids = [base.get(asset), served.get(asset)]
+        if served.get(asset) is None and asset in pointers:  # pointer set without a build
+            legacy = store.builds.latest(asset, pointers[asset])
+            ids.append(legacy.build_id if legacy else None)
+        candidates[asset] = list(dict.fromkeys(b for b in ids if b))
+    builds = store.builds.many(b for ids in candidates.values() for b in ids)
+    origins = {b: store.builds.origin(build) for b, build in builds.items()}
+    bad_runs = failed_runs({o.run_id for o in origins.values() if o.run_id})
+    sandbox = env.kind is EnvironmentKind.SANDBOX
+
+    def unusable(build: Build) -> str | None:
+        origin = origins.get(build.build_id, build)
+        if origin.run_id in bad_runs:
+            return f"its build's run {origin.run_id} failed or was canceled"
+        if origin.masked and not sandbox:
+            return "its build was computed on masked data"
         return None
-    return Lineage(row[0], json.loads(row[1] or "{}"), json.loads(row[2] or "{}"))
 
-
-def lineages(meta: MetadataStore, environment: str, asset: str, version_id: str) -> list[Lineage]:
-    """Every way `version_id` is known to have been built: first commit, plus each later build in
-    `environment` (versions are content-addressed, so a rebuild from other inputs that gives the
-    same content keeps the first commit's record)."""
-    found = [x for x in [lineage(meta, asset, version_id)] if x is not None]
-    _ensure_schema(meta)
-    with meta.read() as con:
-        rows = con.execute(
-            "SELECT code_version, inputs_json, params_json FROM build_lineage"
-            " WHERE environment = ? AND asset = ? AND version_id = ?",
-            (environment, asset, version_id),
-        ).fetchall()
-    return found + [Lineage(r[0], json.loads(r[1]), json.loads(r[2])) for r in rows]
-
-
-def record_lineage(
-    meta: MetadataStore, environment: str, built: Mapping[tuple[str, str], Lineage]
-) -> None:
-    """Remember how each (asset, version) was just built in `environment`."""
-    _ensure_schema(meta)
-    with meta.transaction() as tx:
-        tx.executemany(
-            "INSERT OR REPLACE INTO build_lineage (environment, asset, version_id, code_version,"
-            " inputs_json, params_json) VALUES (?,?,?,?,?,?)",
-            [
-                (
-                    environment,
-                    asset,
-                    vid,
-                    x.code_version,
-                    json.dumps(x.inputs, sort_keys=True),
-                    json.dumps(x.params, sort_keys=True, default=str),
-                )
-                for (asset, vid), x in built.items()
-            ],
-        )
-
-
-def _ensure_schema(meta: MetadataStore) -> None:
-    with meta.read() as con:
-        con.executescript(LINEAGE_SCHEMA)
+    return plan_rebuild(
+        store.builds,
+        wanted,
+        deps=deps,
+        code_versions=code_versions,
+        var_values=var_values,
+        pointers=pointers,
+        candidates=candidates,
+        unusable=unusable,
+    )
 
 
 def plan_rebuild(
-    meta: MetadataStore,
+    builds: BuildStore,
     assets: Iterable[str],
     *,
-    environment: str,
     deps: Mapping[str, Iterable[str]],
     code_versions: Mapping[str, str | None],
     var_values: Mapping[str, Mapping[str, Any]],
     pointers: Mapping[str, str],
-    base: Mapping[str, str],
+    candidates: Mapping[str, Sequence[str]],
+    unusable: Callable[[Build], str | None] = lambda build: None,
 ) -> RebuildPlan:
-    """Decide rebuild/reuse for `assets` (in dependency order) given the environment's pointers
-    and its base release manifest; deps outside `assets` resolve to the environment's pointers."""
+    """Decide rebuild/reuse for `assets` (in dependency order); deps outside `assets` resolve to
+    the environment's `pointers`; `candidates` lists, per asset, the builds it may reuse."""
     wanted = list(dict.fromkeys(assets))
     graph = {a: {d for d in deps.get(a, ()) if d in wanted} for a in wanted}
     decisions: dict[str, Decision] = {}
     for asset in TopologicalSorter(graph).static_order():
         decisions[asset] = _decide(
-            meta,
-            environment,
+            builds,
             asset,
             list(deps.get(asset, ())),
             decisions,
             code_versions.get(asset),
             dict(var_values.get(asset, {})),
             pointers,
-            base,
+            candidates.get(asset, ()),
+            unusable,
         )
     return RebuildPlan(decisions)  # in dependency order: outputs must be yielded that way
 
 
 def _decide(
-    meta, environment, asset, asset_deps, decided, code_version, values, pointers, base
+    builds, asset, asset_deps, decided, code_version, values, pointers, candidates, unusable
 ) -> Decision:
     rebuilt = sorted(d for d in asset_deps if d in decided and decided[d].rebuild)
     if rebuilt:
@@ -171,24 +158,24 @@ def _decide(
         resolved = decided[dep].version_id if dep in decided else pointers.get(dep)
         if resolved is not None:
             inputs[dep] = resolved
-    candidates = list(dict.fromkeys(v for v in (base.get(asset), pointers.get(asset)) if v))
     if not candidates:
         return Decision(asset, True, "no version yet")
     if code_version is None:
         return Decision(asset, True, "no code version to compare")
     reasons = []
-    for version_id in candidates:
-        known = lineages(meta, environment, asset, version_id) or [None]
-        mismatches = [_mismatch(found, code_version, inputs, values) for found in known]
-        if None in mismatches:
-            return Decision(asset, False, "unchanged", version_id)
-        reasons.append(mismatches[0])
+    for build_id in candidates:
+        build = builds.get(build_id)
+        if build is None:
+            reasons.append("build record missing")
+            continue
+        reason = _mismatch(build, code_version, inputs, values) or unusable(build)
+        if reason is None:
+            return Decision(asset, False, "unchanged", build.version_id, build.build_id)
+        reasons.append(reason)
     return Decision(asset, True, reasons[0])
 
 
-def _mismatch(found: Lineage | None, code_version: str, inputs: dict, values: dict) -> str | None:
-    if found is None:
-        return "version record missing"
+def _mismatch(found: Build, code_version: str, inputs: dict, values: dict) -> str | None:
     if found.code_version != code_version:
         return "code changed"
     for dep in sorted(set(inputs) | set(found.inputs)):

@@ -10,6 +10,7 @@ from elt_platform.checks.volume import check_volume
 from elt_platform.environments import PROD
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.project.contracts.model import Contract
+from elt_platform.store.builds import FAILED, PASSED, CheckOutcome
 from elt_platform.store.versions import Version
 from elt_platform.store.warehouse import Warehouse
 
@@ -50,6 +51,20 @@ def to_check_result(asset_key: dg.AssetKey, outcome: GateOutcome) -> dg.AssetChe
         severity=dg.AssetCheckSeverity.ERROR,
         description=outcome.description,
         metadata={k: v for k, v in outcome.metadata.items() if v is not None},
+    )
+
+
+def to_outcome(result: dg.AssetCheckResult) -> CheckOutcome:
+    """A check result as its build records it (with a sample of failing rows, if any)."""
+    detail = result.description or ""
+    sample = (result.metadata or {}).get("failure_sample")
+    if sample is not None and not result.passed:
+        detail += f"; sample: {getattr(sample, 'value', sample)}"
+    return CheckOutcome(
+        result.check_name or "",
+        PASSED if result.passed else FAILED,
+        result.severity == dg.AssetCheckSeverity.ERROR,
+        detail,
     )
 
 

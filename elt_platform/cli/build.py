@@ -24,10 +24,21 @@ def register(app: typer.Typer) -> None:
 def build(
     environment: str = typer.Argument(..., help="staging or a sandbox name."),
     select: list[str] = typer.Option(None, "--select", "-s", help="Asset key, e.g. raw/orders."),
+    plan: bool = typer.Option(
+        False, "--plan", help="Show what the build would recompute and why; build nothing."
+    ),
 ) -> None:
-    """Materialize assets in one environment as a Dagster run."""
+    """Materialize assets in one environment as a Dagster run (unchanged models keep their
+    build: only what changed and its downstream is recomputed)."""
     settings = load_settings()
     wh = open_warehouse(settings)
+    if plan:
+        from elt_platform.cli.sandbox import print_plan
+        from elt_platform.launch.sandboxes import plan_build
+
+        wh.authorize("read", environment)
+        print_plan(plan_build(settings, environment, select or None))
+        return
     wh.authorize("write", environment)  # the run re-checks the identity carried by its tags
     tags = wh.access.identity.tags()
     outcome = build_environment(settings, environment, selection=select or None, tags=tags)

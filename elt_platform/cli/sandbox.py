@@ -96,7 +96,7 @@ def plan(
 
     _authorized("read", name)
     result = plan_sandbox(load_settings(), name, select or None)
-    _print_plan(result)
+    print_plan(result)
 
 
 @app.command("build")
@@ -110,7 +110,7 @@ def build(
     _authorized("write", name)
     settings = load_settings()
     result = build_sandbox(settings, name, select or None)
-    _print_plan(result.plan)
+    print_plan(result.plan)
     if result.outcome is None:
         console.print("nothing to rebuild: every selected asset resolves to an existing version")
         return
@@ -203,9 +203,9 @@ def reproduce(
     )
 
 
-def _print_plan(result) -> None:
+def print_plan(result) -> None:
     table = Table("asset", "action", "reason", "resolves to")
     for asset, d in result.decisions.items():
-        action = "[bold]rebuild[/]" if d.rebuild else "reuse"
+        action = "[bold]recompute[/]" if d.rebuild else "reuse"
         table.add_row(asset, action, d.reason, d.version_id or "-")
     console.print(table)

@@ -5,7 +5,13 @@ from pathlib import Path
 import dagster as dg
 
 from elt_platform.checks.freshness import freshness_policy
-from elt_platform.checks.gates import evaluate_gates, gate_check_specs, score, to_check_result
+from elt_platform.checks.gates import (
+    evaluate_gates,
+    gate_check_specs,
+    score,
+    to_check_result,
+    to_outcome,
+)
 from elt_platform.connectors.load import LoadResult, load_source, make_connector
 from elt_platform.errors import EltError, SourceUnavailable
 from elt_platform.orchestration.metadata import version_metadata
@@ -69,6 +75,10 @@ def build_source_asset(
         if contract is not None:
             outcomes = evaluate_gates(warehouse.warehouse, result.version, contract)
             checks = [to_check_result(key, o) for o in outcomes]
+            if result.version.build_id:  # the gates belong to this build (promotion reads them)
+                warehouse.warehouse.builds.record_checks(
+                    result.version.build_id, [to_outcome(c) for c in checks]
+                )
         return dg.MaterializeResult(
             metadata={
                 **extraction_metadata(result),

@@ -1,7 +1,8 @@
 """The dbt project as environment-partitioned assets, with the platform's gate checks attached.
 
 This is `@dbt_assets` unrolled (dagster-dbt builds the same multi_asset) so that the contract and
-volume gates run in the same step as dbt and the quality score lands in the materialization.
+volume gates run in the same step as dbt, the quality score lands in the materialization, and
+tests dagster-dbt does not turn into checks (several parents, unit tests) are checks too.
 """
 
 import dagster as dg
@@ -9,6 +10,7 @@ from dagster_dbt import DbtCliResource
 from dagster_dbt.asset_utils import DAGSTER_DBT_SELECT_METADATA_KEY, build_dbt_specs
 
 from elt_platform.checks.gates import gate_check_specs
+from elt_platform.dbt.dbt_tests import extra_gate_specs
 from elt_platform.dbt.environment_run import RunObserver
 from elt_platform.dbt.runner import run_dbt_build
 from elt_platform.dbt.translator import EnvironmentDbtTranslator
@@ -32,7 +34,7 @@ def build_dbt_assets(
     """One multi-asset for the whole project; `observers` react to each finished dbt run."""
     manifest = load_manifest(prepare_manifest(cfg))
     contracts = contracts or {}
-    translator = EnvironmentDbtTranslator(contracts)
+    translator = EnvironmentDbtTranslator(contracts, manifest)
     specs, dbt_check_specs = build_dbt_specs(
         translator=translator,
         manifest=manifest.data,
@@ -45,6 +47,8 @@ def build_dbt_assets(
     gates = [
         c for s in specs if s.key.to_user_string() in contracts for c in gate_check_specs(s.key)
     ]
+    # Tests dagster-dbt leaves out (several parents, unit tests) gate every asset they read.
+    gates += extra_gate_specs(manifest, [s.key for s in specs])
 
     @dg.multi_asset(
         name="dbt_models",

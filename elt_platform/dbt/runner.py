@@ -1,5 +1,6 @@
-"""Run dbt for one environment: mount upstream versions as views in the environment's scratch
-DuckDB, run `dbt build`, export every built model to a new version, commit pointers at once."""
+"""Run dbt for one environment: plan what to recompute, make the environment's scratch DuckDB hold
+what dbt must see (`dbt/scratch.py`), run `dbt build`, export every built node to a version and
+record its build with every gate's outcome, record reused builds, commit pointers at once."""
 
 from __future__ import annotations
 
@@ -13,43 +14,30 @@ import duckdb
 from dagster_dbt import DbtCliResource
 
 from elt_platform.access.facade import GovernedWarehouse
-from elt_platform.checks.gates import evaluate_gates, score, to_check_result
-from elt_platform.dbt.environment_run import RunObserver, finish_dbt_run, prepare_dbt_run
+from elt_platform.checks.gates import evaluate_gates, score, to_check_result, to_outcome
+from elt_platform.dbt.dbt_tests import (
+    extra_check_results,
+    first_failure,
+    read_run_results,
+    test_outcomes,
+)
+from elt_platform.dbt.environment_run import (
+    DbtRunSetup,
+    RunObserver,
+    finish_dbt_run,
+    prepare_dbt_run,
+)
+from elt_platform.dbt.scratch import prepare_scratch, record_built
 from elt_platform.errors import MissingSourceData
 from elt_platform.orchestration.metadata import version_metadata
 from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import DbtProjectConfig, dbt_vars
-from elt_platform.project.manifest import Manifest
+from elt_platform.project.manifest import STATEFUL, Manifest
 from elt_platform.sqlident import quote_ident
-from elt_platform.store.catalog import RelationSql, default_relation_sql, relation_for_asset
+from elt_platform.store.builds import CheckOutcome
+from elt_platform.store.catalog import relation_for_asset
 from elt_platform.store.versions import Version
-
-
-def mount_upstream(
-    con: duckdb.DuckDBPyConnection,
-    pointers: Mapping[str, Version],
-    relations: Mapping[str, tuple[str, str]],
-    skip: set[str],
-    relation_sql: RelationSql = default_relation_sql,
-) -> None:
-    """Create views in the scratch database for every pointed version dbt will not rebuild
-    (through `relation_sql`, which masks PII in sandboxes)."""
-    existing = {
-        (r[0], r[1]): r[2]
-        for r in con.execute(
-            "SELECT table_schema, table_name, table_type FROM information_schema.tables"
-        ).fetchall()
-    }
-    for asset, version in pointers.items():
-        if asset in skip:
-            continue
-        schema, name = relations.get(asset) or relation_for_asset(asset)
-        rel = f"{quote_ident(schema)}.{quote_ident(name)}"
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
-        if existing.get((schema, name)) == "BASE TABLE":
-            con.execute(f"DROP TABLE {rel}")
-        con.execute(f"CREATE OR REPLACE VIEW {rel} AS {relation_sql(asset, version)}")
 
 
 def check_inputs_available(
@@ -86,17 +74,24 @@ def run_dbt_build(
     pointers = wh.resolve(env.name)
     check_inputs_available(context, pointers)
     relations = manifest.relations()
-    # Flags/vars, masking and (in a sandbox) which selected models keep their release versions.
-    setup = prepare_dbt_run(context, wh, warehouse.settings, env, manifest, pointers)
+    setup = prepare_dbt_run(context, wh, warehouse.settings, env, manifest)
     pointers = {**pointers, **setup.reused_versions}
     scratch = wh.scratch_path(env.name)
+    stateful = {a for a, kind in manifest.materializations().items() if kind in STATEFUL}
     con = duckdb.connect(str(scratch))
     try:
-        mount_upstream(
-            con, pointers, relations, skip=setup.to_build, relation_sql=setup.relation_sql
+        report = prepare_scratch(
+            con,
+            pointers,
+            relations,
+            rebuild=setup.to_build,
+            stateful=stateful,
+            relation_sql=setup.relation_sql,
         )
     finally:
         con.close()
+    if report.copied:
+        context.log.info(f"previous content copied into the scratch for {report.copied}")
 
     target_path = cfg.state_dir / "runs" / context.run_id[:8] / context.op_handle.name
     cache = cfg.partial_parse_cache(env.name)
@@ -115,9 +110,9 @@ def run_dbt_build(
     events = list(invocation.stream()) if invocation is not None else []
     dbt_seconds = time.perf_counter() - started
     try:
-        new_versions = _export_models(
-            context, wh, env.name, scratch, events, relations, pointers, setup.params
-        )
+        results = read_run_results(target_path)
+        new_versions = _export_models(context, wh, env.name, scratch, events, relations, setup)
+        setup.record_reuse(wh, context.run_id)
         wh.commit_pointers(
             env.name, {**setup.reused_versions, **new_versions}, run_id=context.run_id
         )
@@ -135,6 +130,8 @@ def run_dbt_build(
             key = dg.AssetKey.from_user_string(name)
             outcomes = evaluate_gates(wh, version, contracts[name])
             gate_results[name] = [to_check_result(key, o) for o in outcomes]
+    outcomes = test_outcomes(manifest, results)
+    _record_checks(wh, setup, new_versions, outcomes, gate_results)
     extra = finish_dbt_run(context, wh, setup, manifest, new_versions, events, observers)
     dbt_checks: dict[str, list[dg.AssetCheckResult]] = {}
     for event in events:
@@ -154,21 +151,53 @@ def run_dbt_build(
                 metadata={
                     **event.metadata,
                     **version_metadata(version, env.name),
+                    "build_id": version.build_id or "",
+                    "rebuilt": True,
                     "quality_score": dg.MetadataValue.float(score(checks, version.rows)),
                     "dbt_build_seconds": round(dbt_seconds, 3),
                     **extra.get(key, {}),
                 },
                 data_version=dg.DataVersion(version.version_id),
             )
-        else:
+        elif not _is_test_observation(event):  # multi-parent tests are checks (below)
             yield event
-    for results in gate_results.values():
-        yield from results
+    for results_of_asset in gate_results.values():
+        yield from results_of_asset
+    yield from extra_check_results(manifest, outcomes, context.selected_asset_check_keys)
+    fresh = {(a, n) for a, checks in outcomes.items() for n in checks}
+    fresh |= {(a, r.check_name) for a, rs in gate_results.items() for r in rs}
+    yield from setup.carried_check_results(context, wh, fresh)
     if invocation is not None and not invocation.is_successful():
+        cause = first_failure(manifest, results) or str(invocation.get_error() or "")[:500]
         raise dg.Failure(
-            description=f"dbt build failed in environment {env.name!r}",
+            description=f"dbt build failed in environment {env.name!r}: {cause}",
             metadata={"dbt_error": str(invocation.get_error() or "")[:4000]},
         )
+
+
+def _is_test_observation(event) -> bool:
+    """dagster-dbt's stand-in for a test it could not attach; its outcome is a check here."""
+    if not isinstance(event, dg.AssetObservation):
+        return False
+    unique_id = (event.metadata or {}).get("unique_id")
+    return str(getattr(unique_id, "value", unique_id) or "").startswith("test.")
+
+
+def _record_checks(
+    wh: GovernedWarehouse,
+    setup: DbtRunSetup,
+    new_versions: Mapping[str, Version],
+    outcomes: Mapping[str, Mapping[str, CheckOutcome]],
+    gate_results: Mapping[str, list[dg.AssetCheckResult]],
+) -> None:
+    """Every gate evaluated in this run, on the build of each asset it read (new or reused)."""
+    built = {**setup.reused_versions, **new_versions}
+    for asset, version in built.items():
+        found = dict(outcomes.get(asset, {}))
+        for result in gate_results.get(asset, []):
+            found[result.check_name or ""] = to_outcome(result)
+        if found and version.build_id:
+            wh.builds.record_checks(version.build_id, found.values())
 
 
 def _export_models(
@@ -178,38 +207,42 @@ def _export_models(
     scratch: Path,
     events: list,
     relations: Mapping[str, tuple[str, str]],
-    pointers: Mapping[str, Version],
-    params_for=lambda asset: {},
+    setup: DbtRunSetup,
 ) -> dict[str, Version]:
-    """Export each model dbt built to an immutable version; replace the table by a view on it."""
+    """Export each node dbt built (view, table, incremental, seed, snapshot) to an immutable
+    version and record its build; dbt's relation stays as dbt made it."""
     built = [
         context.asset_key_for_output(e.output_name) for e in events if isinstance(e, dg.Output)
     ]
+    pointers = wh.resolve(environment)
     versions: dict[str, Version] = {}
     con = duckdb.connect(str(scratch))
     try:
         for key in built:
             name = key.to_user_string()
             schema, ident = relations.get(name) or relation_for_asset(name)
-            rel = f"{quote_ident(schema)}.{quote_ident(ident)}"
             inputs = {}
             for dep in context.assets_def.asset_deps.get(key, set()):
                 dep_name = dep.to_user_string()
-                dep_version = versions.get(dep_name) or pointers.get(dep_name)
+                dep_version = (
+                    versions.get(dep_name)
+                    or setup.reused_versions.get(dep_name)
+                    or pointers.get(dep_name)
+                )
                 if dep_version is not None:
                     inputs[dep_name] = dep_version.version_id
             version = wh.versions.write_query(
                 con,
                 name,
-                f"SELECT * FROM {rel}",
+                f"SELECT * FROM {quote_ident(schema)}.{quote_ident(ident)}",
                 environment=environment,
                 run_id=context.run_id,
                 code_version=context.assets_def.code_versions_by_key.get(key),
                 inputs=inputs,
-                params={"partition": environment, **params_for(name)},
+                params={"partition": environment, **setup.params(name)},
+                masked=setup.is_sandbox,
             )
-            con.execute(f"DROP TABLE IF EXISTS {rel}")
-            con.execute(f"CREATE VIEW {rel} AS SELECT * FROM {version.scan_sql}")
+            record_built(con, name, schema, ident, version.version_id)
             versions[name] = version
     finally:
         con.close()

@@ -1,5 +1,7 @@
-"""How dbt nodes become Dagster assets: owners from `meta.owner`, groups by folder, and dbt tests
-as checks partitioned by environment (without this they are stored with partition=None)."""
+"""How dbt nodes become Dagster assets: owners from `meta.owner`, groups by folder, a code version
+that changes with everything a node computes with (SQL, macros, inlined ephemeral models, config),
+and dbt tests as checks partitioned by environment (without this they are stored with
+partition=None)."""
 
 from __future__ import annotations
 
@@ -12,15 +14,18 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 from elt_platform.checks.freshness import freshness_policy
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.project.contracts.model import Contract
-from elt_platform.project.manifest import asset_key, layer, node_meta
+from elt_platform.project.manifest import Manifest, asset_key, layer, node_meta
 
 
 class EnvironmentDbtTranslator(DagsterDbtTranslator):
     """Owners/description/freshness come from the data contract when one exists, else dbt meta."""
 
-    def __init__(self, contracts: Mapping[str, Contract] | None = None) -> None:
+    def __init__(
+        self, contracts: Mapping[str, Contract] | None = None, manifest: Manifest | None = None
+    ) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
         self._contracts = dict(contracts or {})
+        self._manifest = manifest
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         """The manifest reader owns the key rule, so every reader of the project agrees."""
@@ -32,6 +37,9 @@ class EnvironmentDbtTranslator(DagsterDbtTranslator):
         contract = self._contracts.get(spec.key.to_user_string())
         owner = contract.owner if contract else node_meta(props).get("owner")
         spec = spec.merge_attributes(tags={"elt/layer": layer(props)})
+        if self._manifest is not None and unique_id in self._manifest.nodes:
+            # dbt's checksum misses macros and inlined ephemeral models: the planner must not.
+            spec = spec.replace_attributes(code_version=self._manifest.code_version(unique_id))
         if owner and not spec.owners:
             spec = spec.replace_attributes(owners=[owner])
         if contract is not None:

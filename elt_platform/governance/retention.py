@@ -286,17 +286,17 @@ def _new_versions_by_asset(rewrites: list[Rewrite]) -> dict[str, str]:
 
 
 # Tables of other modules keyed by (asset, version_id) whose rows must follow a rewritten version:
-# a connector's incremental state (so the next load does not re-read what retention removed) and
-# sandbox rebuild lineage.
-_VERSION_KEYED = ("connector_state", "build_lineage")
+# a connector's incremental state (so the next load does not re-read what retention removed).
+_VERSION_KEYED = ("connector_state",)
 
 
 def _carry_metadata(tx, mapping: dict[tuple[str, str], str]) -> None:
-    """Point version-keyed metadata and every recorded input (provenance) at the new versions."""
+    """Point version-keyed metadata, build records and every recorded input (provenance) at the
+    new versions."""
     if not mapping:
         return
     tables = {r[0] for r in tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    for table in ("versions", "build_lineage"):
+    for table in ("versions", "builds"):
         if table not in tables:
             continue
         rows = tx.execute(f"SELECT rowid, inputs_json FROM {table} WHERE inputs_json <> '{{}}'")
@@ -308,6 +308,12 @@ def _carry_metadata(tx, mapping: dict[tuple[str, str], str]) -> None:
                     f"UPDATE {table} SET inputs_json = ? WHERE rowid = ?",
                     (json.dumps(remapped, sort_keys=True), rowid),
                 )
+    # A build keeps its identity (pointers and releases name it) and now holds the rewrite.
+    for (asset, old), new in mapping.items():
+        tx.execute(
+            "UPDATE builds SET version_id = ? WHERE asset = ? AND version_id = ?",
+            (new, asset, old),
+        )
     for table in _VERSION_KEYED:
         if table not in tables:
             continue

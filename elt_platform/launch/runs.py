@@ -23,6 +23,7 @@ from elt_platform.orchestration.names import (
 )
 from elt_platform.orchestration.partitions import sync_environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.orchestration.runs import root_message
 from elt_platform.project.code_version import current_code_version
 from elt_platform.project.contracts.files import contracts_for
 from elt_platform.project.promotion_policy import load_promotion_policy
@@ -97,17 +98,6 @@ def build_environment(
     return summarize_run(result, env.name)
 
 
-def _root_message(error) -> str:
-    """The first line of the innermost cause (Dagster wraps user errors in its own)."""
-    while getattr(error, "cause", None) is not None and (
-        "DagsterExecutionStepExecutionError" in (error.cls_name or "")
-        or error.message.startswith("dagster._core.errors.DagsterExecutionStepExecutionError")
-    ):
-        error = error.cause
-    lines = [line for line in error.message.strip().splitlines() if line.strip()]
-    return lines[0] if lines else error.cls_name or "failed"
-
-
 def summarize_run(result: dg.ExecuteInProcessResult, environment: str) -> BuildOutcome:
     assets: dict[str, AssetOutcome] = {}
     for mat in result.get_asset_materialization_events():
@@ -136,7 +126,7 @@ def summarize_run(result: dg.ExecuteInProcessResult, environment: str) -> BuildO
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
         if failures:
-            error = _root_message(failures[0].event_specific_data.error)
+            error = root_message(failures[0].event_specific_data.error)
     return BuildOutcome(environment, result.run_id, result.success, assets, error)
 
 

@@ -1,5 +1,6 @@
-"""Build a sandbox from the command line: plan over every selected asset (raw sources included),
-run only what changed as one Dagster run, and repoint the rest to their release versions."""
+"""Plan a build of any environment (the planner the build itself runs), and build a sandbox from
+the command line: plan over every selected asset (raw sources included), run only what changed
+as one Dagster run, and repoint the rest to their release builds."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from dataclasses import dataclass
 import dagster as dg
 
 from elt_platform.access.facade import open_warehouse
-from elt_platform.builds.planner import RebuildPlan, model_var_values, plan_rebuild
+from elt_platform.builds.planner import RebuildPlan, model_var_values, plan_environment
 from elt_platform.environments import EnvironmentKind, environment_from_name
 from elt_platform.errors import UnknownAsset, UnknownExperiment, WriteNotAllowed
 from elt_platform.launch.runs import BuildOutcome, build_environment, load_definitions
+from elt_platform.orchestration.instance import open_instance
+from elt_platform.orchestration.runs import failed_runs
 from elt_platform.project.dbt_project import load_dbt_project
 from elt_platform.project.environment_config import environment_config
 from elt_platform.project.manifest import load_manifest
@@ -27,35 +30,46 @@ class SandboxBuild:
     repointed: dict[str, str]
 
 
+def plan_build(settings: Settings, name: str, selection: list[str] | None = None) -> RebuildPlan:
+    """What a build of environment `name` would recompute, and why (nothing is written): the
+    same planner the dbt step runs. In a sandbox every selected asset is planned (raw sources
+    keep the release's versions unless their code changed); in staging the dbt models (sources
+    are extracted again on every staging build; the plan assumes they bring nothing new)."""
+    env = environment_from_name(name)
+    if env.is_prod:
+        raise WriteNotAllowed(f"{env.name!r} is never built", hint="plan staging or a sandbox")
+    wh = open_warehouse(settings)
+    record = wh.environments.get(env.name)
+    graph = load_definitions(settings).resolve_asset_graph()
+    every = {k.to_user_string(): k for k in graph.materializable_asset_keys}
+    unknown = [a for a in selection or [] if a not in every]
+    if unknown:
+        raise UnknownAsset(f"no asset {unknown[0]!r} in this project")
+    config = environment_config(settings.environments_path, env.name, record.config)
+    manifest = load_manifest(load_dbt_project(settings).manifest_path)
+    wanted = selection or sorted(every)
+    if env.kind is not EnvironmentKind.SANDBOX:
+        wanted = [a for a in wanted if a in manifest.node_names()]
+    instance = open_instance(settings)
+    return plan_environment(
+        wh.store,
+        env.name,
+        wanted,
+        deps={a: [p.to_user_string() for p in graph.get(every[a]).parent_keys] for a in wanted},
+        code_versions={a: graph.get(every[a]).code_version for a in wanted},
+        var_values=model_var_values(manifest, config.dbt_vars),
+        failed_runs=lambda run_ids: failed_runs(instance, run_ids),
+    )
+
+
 def plan_sandbox(settings: Settings, name: str, selection: list[str] | None = None) -> RebuildPlan:
     """What `build_sandbox` would rebuild, and why (nothing is written)."""
     env = environment_from_name(name)
     if env.kind is not EnvironmentKind.SANDBOX:
         raise WriteNotAllowed(
-            f"{env.name!r} is not a sandbox", hint="use `elt build staging` for staging"
+            f"{env.name!r} is not a sandbox", hint="use `elt build staging --plan` for staging"
         )
-    wh = open_warehouse(settings)
-    record = wh.environments.get(env.name)
-    graph = load_definitions(settings).resolve_asset_graph()
-    every = {k.to_user_string(): k for k in graph.materializable_asset_keys}
-    wanted = selection or sorted(every)
-    unknown = [a for a in wanted if a not in every]
-    if unknown:
-        raise UnknownAsset(f"no asset {unknown[0]!r} in this project")
-    config = environment_config(settings.environments_path, env.name, record.config)
-    manifest = load_manifest(load_dbt_project(settings).manifest_path)
-    var_values = model_var_values(manifest, config.dbt_vars)
-    base = wh.releases.get(record.base_release).manifest if record.base_release else {}
-    return plan_rebuild(
-        wh.meta,
-        wanted,
-        environment=env.name,
-        deps={a: [p.to_user_string() for p in graph.get(every[a]).parent_keys] for a in wanted},
-        code_versions={a: graph.get(every[a]).code_version for a in wanted},
-        var_values=var_values,
-        pointers=wh.environments.pointers(env.name),
-        base=base,
-    )
+    return plan_build(settings, name, selection)
 
 
 def build_sandbox(
@@ -75,8 +89,11 @@ def build_sandbox(
     if repoint:
         wh.locks.acquire(name, holder="elt sandbox build")
         try:
+            builds = plan.reuse_builds
             wh.commit_pointers(
-                name, {a: wh.versions.get(a, v) for a, v in repoint.items()}, run_id=None
+                name,
+                {a: wh.versions.get(a, v, build_id=builds.get(a)) for a, v in repoint.items()},
+                run_id=None,
             )
         finally:
             wh.locks.release_all()

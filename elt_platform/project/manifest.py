@@ -3,11 +3,14 @@
 Each rule has one owner: how `meta` and `config.meta` merge, which asset key a node gets (the
 translator delegates to `asset_key`, so Dagster and every other reader agree), which relation it
 lives in, which layer it belongs to, which columns it declares, which vars its SQL reads, which
-columns it tests unique. Reading it never imports Dagster or dbt (both take seconds to import).
+columns it tests unique, a node's code version (its SQL, the macros it calls and the ephemeral
+models inlined into it), and which assets each test (data or unit) gates. Reading it never imports
+Dagster or dbt (both take seconds to import).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -20,6 +23,12 @@ Node = Mapping[str, Any]
 # Resource types that become assets with data (tests, analyses, operations do not).
 DATA_KINDS = frozenset({"model", "seed", "snapshot", "source"})
 BUILT_KINDS = frozenset({"model", "seed", "snapshot"})
+# Materializations whose next build reads their previous content (`{{ this }}`).
+STATEFUL = frozenset({"incremental", "snapshot"})
+# Config keys that do not change what a node computes (a change must not force a rebuild).
+_NON_COMPUTING_CONFIG = frozenset(
+    {"meta", "tags", "docs", "group", "access", "persist_docs", "grants", "packages", "enabled"}
+)
 _VAR_CALL = re.compile(r"""\bvar\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 
 
@@ -62,8 +71,32 @@ def layer(node: Node) -> str:
 
 
 def vars_read(node: Node) -> set[str]:
-    """Names of the dbt vars a node's SQL reads with `var('name' ...)` (macros are not seen)."""
+    """Names of the dbt vars a node's own SQL reads with `var('name' ...)`."""
     return set(_VAR_CALL.findall(node.get("raw_code") or node.get("raw_sql") or ""))
+
+
+def materialization(node: Node) -> str:
+    """`view`, `table`, `incremental`, `ephemeral`, `seed`, `snapshot` or `source`."""
+    kind = node.get("resource_type")
+    if kind in {"seed", "snapshot", "source"}:
+        return str(kind)
+    return str((node.get("config") or {}).get("materialized") or "view")
+
+
+def is_ephemeral(node: Node) -> bool:
+    return node.get("resource_type") == "model" and materialization(node) == "ephemeral"
+
+
+@dataclass(frozen=True)
+class TestGate:
+    """A dbt data test or unit test and the assets whose builds it gates."""
+
+    unique_id: str
+    name: str
+    assets: tuple[str, ...]  # every data parent (ephemeral parents resolved to theirs)
+    attached: str | None  # the parent dagster-dbt attaches it to as a check, if any
+    blocking: bool
+    unit: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,9 +156,115 @@ class Manifest:
         """asset key -> (schema, identifier) for every data node."""
         return {asset_key(node): relation(node) for _, node in self.data_nodes()}
 
+    def node(self, unique_id: str) -> Node | None:
+        """A node, source or unit test by unique id."""
+        return (
+            self.nodes.get(unique_id)
+            or self.sources.get(unique_id)
+            or self.data.get("unit_tests", {}).get(unique_id)
+        )
+
     def vars_read_by_asset(self) -> dict[str, set[str]]:
-        """asset key -> vars its SQL reads, for every node dbt builds."""
-        return {asset_key(n): vars_read(n) for _, n in self.data_nodes(BUILT_KINDS)}
+        """asset key -> vars its SQL reads, for every node dbt builds: its own SQL, the macros it
+        calls and the ephemeral models inlined into it."""
+        out = {}
+        for uid, node in self.data_nodes(BUILT_KINDS):
+            if is_ephemeral(node):
+                continue
+            found = set()
+            for part in self._code_parts(uid):
+                found |= set(_VAR_CALL.findall(part))
+            out[asset_key(node)] = found
+        return out
+
+    def materializations(self) -> dict[str, str]:
+        """asset key -> materialization of every data node (see `materialization`)."""
+        return {asset_key(n): materialization(n) for _, n in self.data_nodes()}
+
+    def code_version(self, unique_id: str) -> str:
+        """What a build of the node computes with: its SQL (or seed file checksum), the config
+        that changes results, the macros it calls and the ephemeral models inlined into it."""
+        return hashlib.sha256("\x00".join(self._code_parts(unique_id)).encode()).hexdigest()[:16]
+
+    def _code_parts(self, unique_id: str) -> list[str]:
+        node = self.node(unique_id) or {}
+        config = {
+            k: v for k, v in (node.get("config") or {}).items() if k not in _NON_COMPUTING_CONFIG
+        }
+        parts = [
+            node.get("raw_code") or node.get("raw_sql") or "",
+            str((node.get("checksum") or {}).get("checksum", "")),
+            json.dumps(config, sort_keys=True, default=str),
+        ]
+        for macro in sorted(self._macro_closure(unique_id)):
+            parts.append((self.data.get("macros", {}).get(macro) or {}).get("macro_sql", ""))
+        for parent in (node.get("depends_on") or {}).get("nodes", []):
+            parent_node = self.node(parent) or {}
+            if is_ephemeral(parent_node):
+                parts += [f"ephemeral:{parent}", *self._code_parts(parent)]
+        return parts
+
+    def _macro_closure(self, unique_id: str) -> set[str]:
+        """Macros a node calls, transitively, plus the adapter implementations they dispatch to
+        (`<package>.<adapter>__<name>`, `default__<name>`), which dbt does not list."""
+        macros = self.data.get("macros", {})
+        by_package: dict[str, list[str]] = {}
+        for mid, macro in macros.items():
+            by_package.setdefault(macro.get("package_name", ""), []).append(mid)
+        node = self.node(unique_id) or {}
+        todo = list((node.get("depends_on") or {}).get("macros", []))
+        seen: set[str] = set()
+        while todo:
+            mid = todo.pop()
+            if mid in seen or mid not in macros:
+                continue
+            seen.add(mid)
+            macro = macros[mid]
+            todo += (macro.get("depends_on") or {}).get("macros", [])
+            suffix = f"__{macro.get('name', '')}"
+            todo += [
+                m for m in by_package.get(macro.get("package_name", ""), []) if m.endswith(suffix)
+            ]
+        return seen
+
+    def data_parents(self, unique_id: str) -> list[str]:
+        """unique ids of the data nodes a node reads, with ephemeral models resolved to theirs."""
+        node = self.node(unique_id) or {}
+        out: list[str] = []
+        for parent in (node.get("depends_on") or {}).get("nodes", []):
+            parent_node = self.node(parent)
+            if parent_node is None:
+                continue
+            if is_ephemeral(parent_node):
+                out += [p for p in self.data_parents(parent) if p not in out]
+            elif parent_node.get("resource_type") in DATA_KINDS and parent not in out:
+                out.append(parent)
+        return out
+
+    def test_gates(self) -> list[TestGate]:
+        """Every data test and unit test with the assets it gates (all of its data parents)."""
+        gates = []
+        tests = [(u, n, False) for u, n in self.nodes.items() if n.get("resource_type") == "test"]
+        tests += [(u, n, True) for u, n in self.data.get("unit_tests", {}).items()]
+        for uid, node, unit in tests:
+            parents = [asset_key(self.node(p) or {}) for p in self.data_parents(uid)]
+            if not parents:
+                continue
+            attached = node.get("attached_node")
+            if attached is None and len(parents) == 1 and not unit:
+                attached = self.data_parents(uid)[0]
+            severity = str((node.get("config") or {}).get("severity") or "error").lower()
+            gates.append(
+                TestGate(
+                    uid,
+                    node["name"],
+                    tuple(parents),
+                    asset_key(self.node(attached) or {}) if attached else None,
+                    blocking=severity == "error",
+                    unit=unit,
+                )
+            )
+        return gates
 
     def node_names(self) -> dict[str, str]:
         """asset key -> dbt node name (what `--select`/`--exclude` take)."""

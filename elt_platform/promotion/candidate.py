@@ -1,7 +1,9 @@
-"""A release candidate: the source environment's versions, judged against the promotion policy.
+"""A release candidate: the source environment's builds, judged against the promotion policy.
 
-Gate results are read for exactly the versions being published: for each asset, the check
-evaluations recorded by the run that set the asset's pointer. A later run cannot bypass them.
+Everything is read for exactly the builds being published (what each pointer serves): the run
+that produced each build (and, for a reused build, the run that computed it) must have succeeded,
+every gate recorded on the build must have passed (a reused build carries its checks over), and
+the build must not have been computed from masked inputs. A later run cannot bypass them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.checks.compliance import promotion_violations
 from elt_platform.environments import PROD
 from elt_platform.orchestration.names import CODE_VERSION_TAG
+from elt_platform.orchestration.runs import run_verdicts
 from elt_platform.project.contracts.evolution import (
     breaking_change_approved,
     classify_contract_change,
@@ -21,6 +24,7 @@ from elt_platform.project.contracts.evolution import (
 )
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.promotion_policy import PromotionPolicy
+from elt_platform.store.builds import SKIPPED
 from elt_platform.store.releases import manifest_hash
 
 
@@ -29,6 +33,7 @@ class Candidate:
     source_environment: str
     manifest: dict[str, str]
     source_runs: dict[str, str | None]
+    builds: dict[str, str | None] = field(default_factory=dict)  # asset -> build published
     checks: dict[str, dict[str, bool]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # governance findings the policy lets pass
@@ -70,26 +75,6 @@ def _blocking_checks(asset_graph) -> dict[dg.AssetKey, dict[str, bool]]:
     return out
 
 
-def _evaluations(instance: dg.DagsterInstance, run_id: str) -> dict[tuple[str, str], object]:
-    found = {}
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-        data = record.dagster_event.event_specific_data
-        found[(data.asset_key.to_user_string(), data.check_name)] = data
-    return found
-
-
-def _sample(evaluation) -> str:
-    meta = evaluation.metadata or {}
-    if getattr(evaluation, "description", None):
-        detail = evaluation.description
-        sample = meta.get("failure_sample")
-        return detail + (f"; sample: {getattr(sample, 'value', sample)}" if sample else "")
-    for key in ("failure_sample", "failed_rows", "dagster_dbt/failed_row_count"):
-        if key in meta:
-            return f"{key}={getattr(meta[key], 'value', meta[key])}"
-    return ""
-
-
 def evaluate_candidate(
     wh: GovernedWarehouse,
     instance: dg.DagsterInstance,
@@ -100,53 +85,55 @@ def evaluate_candidate(
     """Judge the source environment's current versions as one release."""
     source = policy.source_environment
     pointers = wh.environments.pointers(source)
-    runs = wh.environments.pointer_runs(source)
+    served = wh.environments.pointer_builds(source)
     keys = sorted(asset_graph.materializable_asset_keys, key=lambda k: k.to_user_string())
     cand = Candidate(source, {}, {})
+    builds = wh.builds.many(b for b in served.values() if b)
     for key in keys:
         name = key.to_user_string()
         if name not in pointers:
             cand.problems.append(f"{name}: no version in {source}")
             continue
         cand.manifest[name] = pointers[name]
-        cand.source_runs[name] = runs.get(name)
-    evaluations: dict[str, dict] = {}
-    for run_id in {r for r in cand.source_runs.values() if r}:
-        evaluations[run_id] = _evaluations(instance, run_id)
+        build = builds.get(served.get(name) or "")
+        if build is None:
+            cand.problems.append(f"{name}: version {pointers[name]} has no build record")
+            continue
+        cand.builds[name] = build.build_id
+        cand.source_runs[name] = build.run_id
+    _check_runs(wh, instance, cand, builds)
     for key, specs in _blocking_checks(asset_graph).items():
         name = key.to_user_string()
-        if name not in cand.manifest:
+        build_id = cand.builds.get(name)
+        if build_id is None:
             continue
-        run_id = cand.source_runs.get(name)
+        recorded = wh.builds.checks(build_id)
+        where = f"for version {cand.manifest[name]} (build {build_id})"
         for check, blocking in sorted(specs.items()):
-            ev = evaluations.get(run_id or "", {}).get((name, check))
-            if ev is None:
-                cand.checks.setdefault(name, {})[check] = False
-                if policy.require_all_gates and blocking:
-                    cand.problems.append(
-                        f"{name}: check {check} was not evaluated for version "
-                        f"{cand.manifest[name]} (run {run_id})"
-                    )
+            outcome = recorded.get(check)
+            cand.checks.setdefault(name, {})[check] = outcome is not None and outcome.passed
+            if not (blocking and policy.require_all_gates) or (outcome and outcome.passed):
                 continue
-            cand.checks.setdefault(name, {})[check] = bool(ev.passed)
-            if not ev.passed and blocking and policy.require_all_gates:
-                detail = _sample(ev)
-                cand.problems.append(
-                    f"{name}: check {check} failed for version {cand.manifest[name]}"
-                    + (f" ({detail})" if detail else "")
-                )
+            if outcome is None:
+                cand.problems.append(f"{name}: check {check} was not evaluated {where}")
+            elif outcome.status == SKIPPED:
+                cand.problems.append(f"{name}: check {check} was skipped {where}")
+            else:
+                detail = f" ({outcome.detail})" if outcome.detail else ""
+                cand.problems.append(f"{name}: check {check} failed {where}{detail}")
     for key in keys:
         node = asset_graph.get(key)
         if not node.owners:
             cand.govern(policy, "owner", f"{key.to_user_string()}: no owner")
         if not (node.description or "").strip():
             cand.govern(policy, "description", f"{key.to_user_string()}: no description")
-    for name, version_id in cand.manifest.items():  # not switchable by policy
-        if wh.versions.record(name, version_id)["params"].get("pii_masked"):
-            # Sandbox outputs are computed on masked PII: never production data.
+    for name, build_id in cand.builds.items():  # not switchable by policy
+        if wh.builds.origin(builds[build_id]).masked:
+            # This build was computed on masked PII in a sandbox: never production data (the
+            # same content rebuilt in staging from real inputs is another build, and promotes).
             cand.problems.append(
-                f"{name}: version {version_id} was computed on masked data in a sandbox; "
-                "rebuild it in staging"
+                f"{name}: version {cand.manifest[name]} (build {build_id}) was computed on "
+                "masked data in a sandbox; rebuild it in staging"
             )
     if policy.require_reproducible:
         _check_reproducible(wh, instance, asset_graph, cand)
@@ -162,14 +149,33 @@ def evaluate_candidate(
     return cand
 
 
+def _check_runs(wh: GovernedWarehouse, instance, cand: Candidate, builds: dict) -> None:
+    """Each build's run, and the run that computed a reused build, must have succeeded: a
+    failed or canceled run may have left builds whose gates never ran. One problem per run."""
+    origins = {b: wh.builds.origin(build) for b, build in builds.items()}
+    by_run: dict[str, list[str]] = {}
+    for name, build_id in cand.builds.items():
+        for run_id in {builds[build_id].run_id, origins[build_id].run_id}:
+            if run_id:
+                by_run.setdefault(run_id, []).append(name)
+    for run_id, verdict in sorted(run_verdicts(instance, by_run).items()):
+        if verdict.status is None or verdict.succeeded:
+            continue
+        assets = sorted(set(by_run[run_id]))
+        shown = ", ".join(assets[:4]) + (f" and {len(assets) - 4} more" if len(assets) > 4 else "")
+        cand.problems.append(f"{verdict.describe()} (it built {shown})")
+
+
 def _check_reproducible(wh: GovernedWarehouse, instance, asset_graph, cand: Candidate) -> None:
     labels: dict[str, set[str]] = {}
     for name, version_id in cand.manifest.items():
-        record = wh.versions.record(name, version_id)
-        if not record.get("code_version"):
+        build = wh.builds.get(cand.builds.get(name) or "")
+        if build is None:
+            continue  # already a problem
+        if not build.code_version:
             cand.problems.append(f"{name}: version {version_id} has no recorded code version")
         parents = asset_graph.get(dg.AssetKey.from_user_string(name)).parent_keys
-        if parents and not record.get("inputs"):
+        if parents and not build.inputs:
             cand.problems.append(f"{name}: version {version_id} has no recorded input versions")
         run_id = cand.source_runs.get(name)
         run = instance.get_run_by_id(run_id) if run_id else None

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from elt_platform.environments import PROD
+from elt_platform.store.builds import delete_builds_of
 from elt_platform.store.metadata import utc_now
 from elt_platform.store.warehouse import Warehouse
 
@@ -80,6 +81,7 @@ def collect_garbage(
         tx.executemany(
             "DELETE FROM versions WHERE asset = ? AND version_id = ?", report.deleted_versions
         )
+        delete_builds_of(tx, report.deleted_versions)
         if report.collected_releases or report.deleted_versions:
             wh.ledger.append(
                 "gc.collected",

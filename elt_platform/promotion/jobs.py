@@ -46,7 +46,7 @@ def _prod_materializations(
         version_id = result.release.manifest.get(asset)
         if version_id is None:
             continue
-        record = wh.versions.record(asset, version_id)
+        build = wh.builds.get(result.release.builds.get(asset) or "")
         version = wh.versions.get(asset, version_id)
         events.append(
             dg.AssetMaterialization(
@@ -58,8 +58,9 @@ def _prod_materializations(
                     "previous_release": result.previous_release or "",
                     "action": action,
                     "version_id": version_id,
-                    "source_run": record["run_id"] or "",
-                    "code_version": record["code_version"] or "",
+                    "build_id": build.build_id if build else "",
+                    "source_run": (build.run_id if build else None) or "",
+                    "code_version": (build.code_version if build else None) or "",
                     "dagster/row_count": dg.MetadataValue.int(version.rows),
                     **extra.get(asset, {}),
                 },
@@ -92,9 +93,10 @@ def _promote_body(
             "the sensor will request a new one",
             allow_retries=False,
         )
-    result = wh.publish(
-        cand.source_environment,
-        assets=list(cand.manifest),
+    result = wh.publish_versions(  # exactly the builds that were judged
+        cand.manifest,
+        builds=cand.builds,
+        source_environment=cand.source_environment,
         triggered_by=config.triggered_by,
         code_version=cand.code_version,
         gate_summary=cand.gate_summary(),

@@ -123,6 +123,7 @@ def create_sandbox(
         base_release=release.release_id,
         ttl_seconds=ttl_seconds,
         pointers=release.manifest,
+        builds=release.builds,  # a sandbox starts from the release's builds, checks and all
         config=overrides,
         on_commit=in_same_transaction,
     )

@@ -1,4 +1,5 @@
-"""The metadata store: one SQLite file (WAL) holding versions, pointers, environments, releases.
+"""The metadata store: one SQLite file (WAL) holding versions, builds, pointers, environments and
+releases.
 
 It is the single source of truth; catalogs and Dagster metadata are derived from it. The SQL is
 plain and portable so the same schema can live in Postgres at scale.
@@ -38,14 +39,27 @@ CREATE TABLE IF NOT EXISTS versions (
     params_json TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (asset, version_id)
 );
-CREATE TABLE IF NOT EXISTS materializations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS builds (
+    build_id TEXT PRIMARY KEY,
     asset TEXT NOT NULL,
     version_id TEXT NOT NULL,
     environment TEXT NOT NULL,
     run_id TEXT,
     created_at TEXT NOT NULL,
-    reused INTEGER NOT NULL
+    code_version TEXT,
+    inputs_json TEXT NOT NULL DEFAULT '{}',
+    params_json TEXT NOT NULL DEFAULT '{}',
+    masked INTEGER NOT NULL DEFAULT 0,
+    reused_from TEXT
+);
+CREATE TABLE IF NOT EXISTS build_checks (
+    build_id TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    blocking INTEGER NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    carried_from TEXT,
+    PRIMARY KEY (build_id, check_name)
 );
 CREATE TABLE IF NOT EXISTS env_pointers (
     environment TEXT NOT NULL,
@@ -53,6 +67,7 @@ CREATE TABLE IF NOT EXISTS env_pointers (
     version_id TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     run_id TEXT,
+    build_id TEXT,
     PRIMARY KEY (environment, asset)
 );
 CREATE TABLE IF NOT EXISTS releases (
@@ -70,6 +85,7 @@ CREATE TABLE IF NOT EXISTS release_entries (
     release_id TEXT NOT NULL,
     asset TEXT NOT NULL,
     version_id TEXT NOT NULL,
+    build_id TEXT,
     PRIMARY KEY (release_id, asset)
 );
 CREATE TABLE IF NOT EXISTS pointer_events (
@@ -89,7 +105,8 @@ CREATE TABLE IF NOT EXISTS release_holds (
     created_at TEXT NOT NULL,
     PRIMARY KEY (release_id, holder)
 );
-CREATE INDEX IF NOT EXISTS ix_materializations_asset ON materializations(asset, environment);
+CREATE INDEX IF NOT EXISTS ix_builds_version ON builds(asset, version_id);
+CREATE INDEX IF NOT EXISTS ix_builds_run ON builds(run_id);
 """
 
 
@@ -98,6 +115,9 @@ def _migrate(con: sqlite3.Connection) -> None:
     columns = {r[1] for r in con.execute("PRAGMA table_info(releases)")}
     if "collected_at" not in columns:
         con.execute("ALTER TABLE releases ADD COLUMN collected_at TEXT")
+    for table in ("env_pointers", "release_entries"):  # pointers point at builds
+        if "build_id" not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN build_id TEXT")
 
 
 def utc_now() -> str:

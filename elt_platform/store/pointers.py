@@ -1,4 +1,5 @@
-"""Environment records and their pointers (asset -> version) in the metadata store."""
+"""Environment records and their pointers in the metadata store: asset -> version, and the build
+of that version the environment serves (its provenance and checks)."""
 
 from __future__ import annotations
 
@@ -61,11 +62,13 @@ class EnvironmentRegistry:
         base_release: str | None = None,
         ttl_seconds: int | None = None,
         pointers: dict[str, str] | None = None,
+        builds: dict[str, str | None] | None = None,
         config: dict | None = None,
         on_commit: Callable[[sqlite3.Connection], None] | None = None,
     ) -> EnvironmentRecord:
-        """Register a sandbox and (optionally) seed its pointers, in one transaction; `on_commit`
-        writes related rows (e.g. an audit ledger entry) in that same transaction."""
+        """Register a sandbox and (optionally) seed its pointers and their builds (a release's),
+        in one transaction; `on_commit` writes related rows (e.g. an audit ledger entry) in that
+        same transaction."""
         valid = validate_sandbox_name(name)
         now = utc_now()
         with self.meta.transaction() as tx:
@@ -78,9 +81,9 @@ class EnvironmentRegistry:
             )
             for asset, version_id in (pointers or {}).items():
                 tx.execute(
-                    "INSERT INTO env_pointers (environment, asset, version_id, updated_at)"
-                    " VALUES (?,?,?,?)",
-                    (valid, asset, version_id, now),
+                    "INSERT INTO env_pointers (environment, asset, version_id, updated_at,"
+                    " build_id) VALUES (?,?,?,?,?)",
+                    (valid, asset, version_id, now, (builds or {}).get(asset)),
                 )
             if on_commit is not None:
                 on_commit(tx)
@@ -133,21 +136,49 @@ class EnvironmentRegistry:
             ).fetchall()
         return {r["asset"]: r["run_id"] for r in rows}
 
-    def set_pointers(self, name: str, pointers: dict[str, str], *, run_id: str | None) -> None:
-        """Point several assets of a buildable environment at new versions, atomically."""
+    def pointer_builds(self, name: str) -> dict[str, str | None]:
+        """asset -> id of the build `name` serves for it."""
+        self.get(name)
+        with self.meta.read() as con:
+            rows = con.execute(
+                "SELECT asset, build_id FROM env_pointers WHERE environment = ?", (name,)
+            ).fetchall()
+        return {r["asset"]: r["build_id"] for r in rows}
+
+    def set_pointers(
+        self,
+        name: str,
+        pointers: dict[str, str],
+        *,
+        run_id: str | None,
+        builds: dict[str, str | None] | None = None,
+    ) -> None:
+        """Point several assets of a buildable environment at new versions, atomically. Without
+        an explicit build, a pointer serves the newest build of its version."""
         record = self.get(name)
         if record.environment.is_prod:
             raise WriteNotAllowed("prod pointers change only by publishing a release")
         now = utc_now()
+        builds = builds or {}
         with self.meta.transaction() as tx:
             for asset, version_id in pointers.items():
+                build_id = builds.get(asset) or _newest_build(tx, asset, version_id)
                 tx.execute(
-                    "INSERT INTO env_pointers (environment, asset, version_id, updated_at, run_id)"
-                    " VALUES (?,?,?,?,?) ON CONFLICT (environment, asset) DO UPDATE SET"
-                    " version_id = excluded.version_id, updated_at = excluded.updated_at,"
-                    " run_id = excluded.run_id",
-                    (name, asset, version_id, now, run_id),
+                    "INSERT INTO env_pointers (environment, asset, version_id, updated_at, run_id,"
+                    " build_id) VALUES (?,?,?,?,?,?) ON CONFLICT (environment, asset) DO UPDATE"
+                    " SET version_id = excluded.version_id, updated_at = excluded.updated_at,"
+                    " run_id = excluded.run_id, build_id = excluded.build_id",
+                    (name, asset, version_id, now, run_id, build_id),
                 )
+
+
+def _newest_build(con: sqlite3.Connection, asset: str, version_id: str) -> str | None:
+    row = con.execute(
+        "SELECT build_id FROM builds WHERE asset = ? AND version_id = ?"
+        " ORDER BY created_at DESC, rowid DESC",
+        (asset, version_id),
+    ).fetchone()
+    return row[0] if row else None
 
 
 def _row(con: sqlite3.Connection, name: str):

@@ -25,6 +25,7 @@ class Release:
     gate_summary: dict = field(default_factory=dict)
     run_id: str | None = None
     collected_at: str | None = None
+    builds: dict[str, str | None] = field(default_factory=dict)  # asset -> build published
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,11 @@ class ReleaseStore:
         code_version: str | None = None,
         gate_summary: dict | None = None,
         run_id: str | None = None,
+        builds: dict[str, str | None] | None = None,
         on_commit: OnCommit | None = None,
     ) -> PublishResult:
-        """Publish `candidate` (asset -> version) over the current prod manifest, atomically.
+        """Publish `candidate` (asset -> version, built by `builds`) over the current prod
+        manifest, atomically.
 
         A release is always a full snapshot of prod. Publishing content identical to the current
         release changes nothing and returns that release with `changed=False`. `on_commit` runs
@@ -105,6 +108,7 @@ class ReleaseStore:
             current = _current_id(tx)
             base = _entries(tx, current) if current else {}
             manifest = {**base, **candidate}
+            built_by = {**(_builds(tx, current) if current else {}), **(builds or {})}
             changed = tuple(sorted(a for a, v in manifest.items() if base.get(a) != v))
             if current is not None and not changed:
                 return PublishResult(_load(tx, current), current, False, ())
@@ -128,8 +132,9 @@ class ReleaseStore:
                 ),
             )
             tx.executemany(
-                "INSERT INTO release_entries (release_id, asset, version_id) VALUES (?,?,?)",
-                [(release_id, a, v) for a, v in sorted(manifest.items())],
+                "INSERT INTO release_entries (release_id, asset, version_id, build_id)"
+                " VALUES (?,?,?,?)",
+                [(release_id, a, v, built_by.get(a)) for a, v in sorted(manifest.items())],
             )
             point_prod(tx, release_id, manifest, "publish", triggered_by, run_id, current)
             result = PublishResult(_load(tx, release_id), current, True, changed)
@@ -177,13 +182,14 @@ def point_prod(
     run_id: str | None,
     previous: str | None,
 ) -> None:
-    """Inside `tx`: make prod's pointers equal `manifest` and record the move."""
+    """Inside `tx`: make prod's pointers equal the release's entries and record the move."""
     now = utc_now()
+    builds = _builds(tx, release_id)
     tx.execute("DELETE FROM env_pointers WHERE environment = ?", (PROD,))
     tx.executemany(
-        "INSERT INTO env_pointers (environment, asset, version_id, updated_at, run_id)"
-        " VALUES (?,?,?,?,?)",
-        [(PROD, a, v, now, run_id) for a, v in sorted(manifest.items())],
+        "INSERT INTO env_pointers (environment, asset, version_id, updated_at, run_id, build_id)"
+        " VALUES (?,?,?,?,?,?)",
+        [(PROD, a, v, now, run_id, builds.get(a)) for a, v in sorted(manifest.items())],
     )
     tx.execute("UPDATE environments SET current_release = ? WHERE name = ?", (release_id, PROD))
     tx.execute(
@@ -205,6 +211,13 @@ def _entries(con: sqlite3.Connection, release_id: str) -> dict[str, str]:
     return {r[0]: r[1] for r in rows}
 
 
+def _builds(con: sqlite3.Connection, release_id: str) -> dict[str, str | None]:
+    rows = con.execute(
+        "SELECT asset, build_id FROM release_entries WHERE release_id = ?", (release_id,)
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
 def _load(con: sqlite3.Connection, release_id: str) -> Release | None:
     row = con.execute("SELECT * FROM releases WHERE release_id = ?", (release_id,)).fetchone()
     if row is None:
@@ -220,4 +233,5 @@ def _load(con: sqlite3.Connection, release_id: str) -> Release | None:
         gate_summary=json.loads(row["gate_summary_json"] or "{}"),
         run_id=row["run_id"],
         collected_at=row["collected_at"],
+        builds=_builds(con, release_id),
     )

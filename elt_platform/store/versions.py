@@ -14,8 +14,17 @@ from pathlib import Path
 import duckdb
 
 from elt_platform.errors import UnknownVersion
-from elt_platform.sqlident import quote_ident, sql_literal
+from elt_platform.sqlident import sql_literal
+from elt_platform.store.builds import delete_builds_of, insert_build
 from elt_platform.store.metadata import MetadataStore, utc_now
+from elt_platform.store.parts import (
+    PARTS_FILE,
+    PartStats,
+    combined_content_id,
+    directory_part_stats,
+    link_or_copy,
+    part_fingerprints,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class Version:
     schema: tuple[tuple[str, str], ...]
     created_at: str
     reused: bool = False
+    build_id: str | None = None  # set on the Version a commit returns: the build it recorded
 
     @property
     def schema_dict(self) -> dict[str, str]:
@@ -62,52 +72,10 @@ def content_fingerprint(con: duckdb.DuckDBPyConnection, parquet: Path) -> tuple[
     return digest[:16], int(rows), schema
 
 
-PARTS_FILE = "_parts.json"  # per-part stats of a multi-part version, next to its Parquet parts
-
-
-@dataclass(frozen=True)
-class PartStats:
-    """Row count and row-hash sums of one Parquet part; they add up to the version's content id."""
-
-    rows: int
-    h1: int
-    h2: int
-
-
 def parquet_schema(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[tuple[str, str], ...]:
     """Column names and DuckDB types of one Parquet file (reads only its footer)."""
     sql = f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})"
     return tuple((row[0], row[1]) for row in con.execute(sql).fetchall())
-
-
-def part_fingerprints(
-    con: duckdb.DuckDBPyConnection, files: list[Path], schema: tuple[tuple[str, str], ...]
-) -> dict[Path, PartStats]:
-    """Stats of Parquet files sharing `schema`, in one parallel scan (same hashes as
-    content_fingerprint: `hash()` of the row struct equals `hash(t)` of the row)."""
-    if not files:
-        return {}
-    listing = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
-    row = "{" + ", ".join(f"{sql_literal(c)}: {quote_ident(c)}" for c, _ in schema) + "}"
-    found = {
-        r[0]: PartStats(int(r[1]), int(r[2]), int(r[3]))
-        for r in con.execute(
-            "SELECT _elt_part, count(*), coalesce(sum(hash(r)::HUGEINT), 0),"
-            " coalesce(sum(hash(r, 'elt')::HUGEINT), 0)"
-            f" FROM (SELECT _elt_part, {row} AS r"
-            f" FROM read_parquet({listing}, filename = '_elt_part')) GROUP BY _elt_part"
-        ).fetchall()
-    }
-    return {f: found.get(str(f), PartStats(0, 0, 0)) for f in files}
-
-
-def combined_content_id(schema: tuple[tuple[str, str], ...], stats: list[PartStats]) -> str:
-    """The content id of a version made of parts: equal to content_fingerprint of one file
-    holding the same rows, whatever the split into parts."""
-    rows = sum(s.rows for s in stats)
-    h1, h2 = sum(s.h1 for s in stats), sum(s.h2 for s in stats)
-    blob = json.dumps([[list(c) for c in schema], rows, str(h1), str(h2)])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class VersionStore:
@@ -152,8 +120,10 @@ class VersionStore:
         code_version: str | None = None,
         inputs: dict[str, str] | None = None,
         params: dict[str, object] | None = None,
+        masked: bool = False,
     ) -> Version:
-        """Move a finished Parquet file into the store under its content hash and record it."""
+        """Move a finished Parquet file into the store under its content hash and record it
+        (the version once, the build every time; `masked`: computed from masked inputs)."""
         version_id, rows, schema = content_fingerprint(con, pending)
         final = self.versions_dir / asset_dir_name(asset) / version_id / "data.parquet"
         reused = final.exists()
@@ -162,8 +132,39 @@ class VersionStore:
         else:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(pending, final)
-        size = final.stat().st_size
-        now = utc_now()
+        build_id = self._record(
+            asset,
+            version_id,
+            path=final,
+            rows=rows,
+            size=final.stat().st_size,
+            schema=schema,
+            environment=environment,
+            run_id=run_id,
+            code_version=code_version,
+            inputs=inputs,
+            params=params,
+            masked=masked,
+        )
+        return self.get(asset, version_id, reused=reused, build_id=build_id)
+
+    def _record(
+        self,
+        asset: str,
+        version_id: str,
+        *,
+        path: Path,
+        rows: int,
+        size: int,
+        schema: tuple,
+        environment: str,
+        run_id: str | None,
+        code_version: str | None,
+        inputs: dict[str, str] | None,
+        params: dict[str, object] | None,
+        masked: bool,
+    ) -> str:
+        """The version row (first commit wins: content is content) and a build row, together."""
         with self.meta.transaction() as tx:
             tx.execute(
                 "INSERT OR IGNORE INTO versions (asset, version_id, path, rows, bytes, schema_json,"
@@ -172,11 +173,11 @@ class VersionStore:
                 (
                     asset,
                     version_id,
-                    str(final),
+                    str(path),
                     rows,
                     size,
                     json.dumps(schema),
-                    now,
+                    utc_now(),
                     environment,
                     run_id,
                     code_version,
@@ -184,24 +185,32 @@ class VersionStore:
                     json.dumps(params or {}, sort_keys=True, default=str),
                 ),
             )
-            tx.execute(
-                "INSERT INTO materializations (asset, version_id, environment, run_id, created_at,"
-                " reused) VALUES (?,?,?,?,?,?)",
-                (asset, version_id, environment, run_id, now, int(reused)),
+            return insert_build(
+                tx,
+                asset=asset,
+                version_id=version_id,
+                environment=environment,
+                run_id=run_id,
+                code_version=code_version,
+                inputs=inputs,
+                params=params,
+                masked=masked,
             )
-        return self.get(asset, version_id, reused=reused)
 
-    def get(self, asset: str, version_id: str, *, reused: bool = False) -> Version:
+    def get(
+        self, asset: str, version_id: str, *, reused: bool = False, build_id: str | None = None
+    ) -> Version:
         with self.meta.read() as con:
             row = con.execute(
                 "SELECT * FROM versions WHERE asset = ? AND version_id = ?", (asset, version_id)
             ).fetchone()
         if row is None:
             raise UnknownVersion(f"no version {version_id!r} of asset {asset!r}")
-        return _version_from_row(row, reused)
+        return _version_from_row(row, reused, build_id)
 
     def record(self, asset: str, version_id: str) -> dict:
-        """Provenance of a version: run, code version, input versions and parameters."""
+        """Provenance of a version's first build: run, code version, input versions, parameters
+        (a later build of the same content has its own record: see `store/builds.py`)."""
         with self.meta.read() as con:
             row = con.execute(
                 "SELECT environment, run_id, code_version, inputs_json, params_json, created_at"
@@ -233,6 +242,7 @@ class VersionStore:
             tx.execute(
                 "DELETE FROM versions WHERE asset = ? AND version_id = ?", (asset, version_id)
             )
+            delete_builds_of(tx, [(asset, version_id)])
         shutil.rmtree(version.path.parent, ignore_errors=True)
 
     def new_pending_dir(self) -> Path:
@@ -246,7 +256,7 @@ class VersionStore:
 
     def part_stats(self, con: duckdb.DuckDBPyConnection, version: Version) -> dict[str, PartStats]:
         """Per-part stats of a version by file name (from its sidecar; scanned for old versions)."""
-        return _directory_part_stats(con, version.directory, version.schema)
+        return directory_part_stats(con, version.directory, version.schema)
 
     def commit_parts(
         self,
@@ -260,6 +270,7 @@ class VersionStore:
         code_version: str | None = None,
         inputs: dict[str, str] | None = None,
         params: dict[str, object] | None = None,
+        masked: bool = False,
     ) -> Version:
         """Commit a version made of new Parquet parts (moved in) plus parts of earlier versions
         (hard-linked, their stats read from the sidecar), so its cost is O(new data)."""
@@ -272,7 +283,7 @@ class VersionStore:
         new_stats = part_fingerprints(con, list(new_parts), schema)
         old_stats: dict[Path, PartStats] = {}
         for directory in {p.parent for p in reused_parts}:
-            by_name = _directory_part_stats(con, directory, schema)
+            by_name = directory_part_stats(con, directory, schema)
             old_stats.update({p: by_name[p.name] for p in reused_parts if p.parent == directory})
         # Empty new parts add nothing but files; keep one only if it carries the whole schema.
         kept_new = [p for p in new_parts if new_stats[p].rows] or (
@@ -298,33 +309,21 @@ class VersionStore:
             part.unlink(missing_ok=True)
         files = sorted(final_dir.glob("*.parquet"))
         stats_all = [e[1] for e in entries.values()]
-        now = utc_now()
-        with self.meta.transaction() as tx:
-            tx.execute(
-                "INSERT OR IGNORE INTO versions (asset, version_id, path, rows, bytes, schema_json,"
-                " created_at, environment, run_id, code_version, inputs_json, params_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    asset,
-                    version_id,
-                    str(files[0]),
-                    sum(s.rows for s in stats_all),
-                    sum(f.stat().st_size for f in files),
-                    json.dumps(schema),
-                    now,
-                    environment,
-                    run_id,
-                    code_version,
-                    json.dumps(inputs or {}, sort_keys=True),
-                    json.dumps(params or {}, sort_keys=True, default=str),
-                ),
-            )
-            tx.execute(
-                "INSERT INTO materializations (asset, version_id, environment, run_id, created_at,"
-                " reused) VALUES (?,?,?,?,?,?)",
-                (asset, version_id, environment, run_id, now, int(reused)),
-            )
-        return self.get(asset, version_id, reused=reused)
+        build_id = self._record(
+            asset,
+            version_id,
+            path=files[0],
+            rows=sum(s.rows for s in stats_all),
+            size=sum(f.stat().st_size for f in files),
+            schema=schema,
+            environment=environment,
+            run_id=run_id,
+            code_version=code_version,
+            inputs=inputs,
+            params=params,
+            masked=masked,
+        )
+        return self.get(asset, version_id, reused=reused, build_id=build_id)
 
     def _install_parts(
         self, final_dir: Path, entries: dict[str, tuple[Path, PartStats, bool]], schema: tuple
@@ -335,7 +334,7 @@ class VersionStore:
         try:
             for name, (source, _, is_old) in entries.items():
                 if is_old:
-                    _link_or_copy(source, staging / name)
+                    link_or_copy(source, staging / name)
                 else:
                     shutil.move(source, staging / name)
             sidecar = {
@@ -360,26 +359,7 @@ class VersionStore:
         return False
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link an immutable part into another version (a copy across filesystems)."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def _directory_part_stats(
-    con: duckdb.DuckDBPyConnection, directory: Path, schema: tuple
-) -> dict[str, PartStats]:
-    sidecar = directory / PARTS_FILE
-    if sidecar.exists():
-        parts = json.loads(sidecar.read_text())["parts"]
-        return {n: PartStats(int(p["rows"]), int(p["h1"]), int(p["h2"])) for n, p in parts.items()}
-    files = sorted(directory.glob("*.parquet"))
-    return {f.name: s for f, s in part_fingerprints(con, files, tuple(schema)).items()}
-
-
-def _version_from_row(row, reused: bool = False) -> Version:
+def _version_from_row(row, reused: bool = False, build_id: str | None = None) -> Version:
     return Version(
         asset=row["asset"],
         version_id=row["version_id"],
@@ -389,4 +369,5 @@ def _version_from_row(row, reused: bool = False) -> Version:
         schema=tuple(tuple(x) for x in json.loads(row["schema_json"])),
         created_at=row["created_at"],
         reused=reused,
+        build_id=build_id,
     )

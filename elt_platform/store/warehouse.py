@@ -10,6 +10,7 @@ from pathlib import Path
 
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import NothingToPublish
+from elt_platform.store.builds import BuildStore
 from elt_platform.store.catalog import CatalogStore, SandboxRelations
 from elt_platform.store.ledger import Ledger, LedgerKind
 from elt_platform.store.locks import EnvironmentLocks
@@ -32,6 +33,7 @@ class Warehouse:
         self.root = Path(root)
         self.meta = MetadataStore(self.root / "meta.sqlite")
         self.versions = VersionStore(self.root, self.meta)
+        self.builds = BuildStore(self.meta)
         self.environments = EnvironmentRegistry(self.meta)
         self.releases = ReleaseStore(self.meta)
         self.catalogs = CatalogStore(
@@ -61,11 +63,15 @@ class Warehouse:
     def commit_pointers(
         self, environment: str, versions: dict[str, Version], *, run_id: str | None
     ) -> None:
-        """Make `versions` visible in a buildable environment at once; refresh its catalog."""
+        """Make `versions` (and the builds that produced them) visible in a buildable environment
+        at once; refresh its catalog."""
         if not versions:
             return
         self.environments.set_pointers(
-            environment, {a: v.version_id for a, v in versions.items()}, run_id=run_id
+            environment,
+            {a: v.version_id for a, v in versions.items()},
+            run_id=run_id,
+            builds={a: v.build_id for a, v in versions.items()},
         )
         self.catalogs.rebuild(environment)
 
@@ -88,8 +94,10 @@ class Warehouse:
                     f"{source_environment!r} has no version of {', '.join(missing)}"
                 )
             source = {a: source[a] for a in assets}
+        builds = self.environments.pointer_builds(source_environment)
         return self.publish_versions(
             source,
+            builds={a: builds.get(a) for a in source},
             source_environment=source_environment,
             triggered_by=triggered_by,
             code_version=code_version,
@@ -106,10 +114,15 @@ class Warehouse:
         code_version: str | None = None,
         gate_summary: dict | None = None,
         run_id: str | None = None,
+        builds: dict[str, str | None] | None = None,
     ) -> PublishResult:
-        """Publish explicit asset -> version pointers over prod as one release (ledgered)."""
+        """Publish explicit asset -> version pointers (built by `builds`, else the newest build
+        of each version) over prod as one release (ledgered)."""
+        given = builds or {}
+        builds = {a: given.get(a) or self._newest_build(a, v) for a, v in candidate.items()}
         result = self.releases.publish(
             candidate,
+            builds=builds,
             source_environment=source_environment,
             triggered_by=triggered_by,
             code_version=code_version,
@@ -127,6 +140,10 @@ class Warehouse:
         )
         self.catalogs.rebuild(PROD)
         return result
+
+    def _newest_build(self, asset: str, version_id: str) -> str | None:
+        found = self.builds.latest(asset, version_id)
+        return found.build_id if found else None
 
     def rollback(self, release_id: str, *, actor: str, run_id: str | None = None) -> PublishResult:
         """Point prod at an earlier release in one transaction (ledgered)."""
