@@ -7,7 +7,7 @@ tests dagster-dbt does not turn into checks (several parents, unit tests) are ch
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
-from dagster_dbt.asset_utils import DAGSTER_DBT_SELECT_METADATA_KEY, build_dbt_specs
+from dagster_dbt.asset_utils import build_dbt_specs
 
 from elt_platform.checks.gates import gate_check_specs
 from elt_platform.dbt.dbt_tests import extra_gate_specs
@@ -56,7 +56,8 @@ def build_dbt_assets(
         check_specs=[*dbt_check_specs, *gates],
         can_subset=True,
         partitions_def=environment_partitions,
-        op_tags={DAGSTER_DBT_SELECT_METADATA_KEY: "fqn:*"},
+        # No default dbt selection: every run passes exactly what to build and test
+        # (`DbtRunSetup.dbt_args`), so models that keep their build are left alone.
         allow_arbitrary_check_specs=True,
     )
     def dbt_models(

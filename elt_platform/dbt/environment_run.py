@@ -57,11 +57,17 @@ class DbtRunSetup:
         """Selected models dbt must build (those the plan recomputes)."""
         return self.selected - set(self.reused_versions)
 
-    def dbt_args(self, platform_vars: str) -> list[str]:
-        """`--vars` with the environment's flags and vars (platform vars win) and `--exclude`
-        for selected models that keep their existing build."""
+    def dbt_args(self, platform_vars: str, manifest: Manifest) -> list[str]:
+        """`--vars` with the environment's flags and vars (platform vars win), and the exact
+        selection: the models to build plus every test (data or unit) that reads one of them.
+        Indirect selection is off, because dbt's would drop a test reading a rebuilt model and a
+        reused one (excluding a model excludes its tests); models that keep their build are
+        excluded in case the Dagster subset named them."""
         merged = {**self.config.dbt_vars, **json.loads(platform_vars)}
-        args = ["--vars", json.dumps(merged, sort_keys=True)]
+        build = sorted(self.node_names[a] for a in self.to_build if a in self.node_names)
+        tests = sorted(g.name for g in manifest.test_gates() if set(g.assets) & self.to_build)
+        args = ["--vars", json.dumps(merged, sort_keys=True), "--indirect-selection", "empty"]
+        args += ["--select", " ".join([*build, *tests])]
         excluded = sorted(self.node_names[a] for a in self.reused_versions if a in self.node_names)
         if excluded:
             args += ["--exclude", " ".join(excluded)]

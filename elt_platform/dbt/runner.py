@@ -102,7 +102,7 @@ def run_dbt_build(
     invocation = None
     if setup.to_build:
         invocation = dbt.cli(
-            ["build", *setup.dbt_args(dbt_vars(scratch, env.name))],
+            ["build", *setup.dbt_args(dbt_vars(scratch, env.name), manifest)],
             context=context,
             target_path=target_path,
             raise_on_error=False,
