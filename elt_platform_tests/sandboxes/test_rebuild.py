@@ -12,7 +12,6 @@ import duckdb
 import pytest
 
 from elt_platform.access.facade import open_warehouse
-from elt_platform.builds.planner import lineage
 from elt_platform.errors import EnvironmentBusy, WriteNotAllowed
 from elt_platform.launch.runs import build_environment
 from elt_platform.orchestration.instance import open_instance
@@ -107,8 +106,9 @@ def test_prod_staging_and_other_sandboxes_are_unchanged(sandbox_home, edited):
 
 def test_flags_and_vars_reach_dbt_and_show_in_tags_metadata_and_versions(sandbox_home, edited):
     wh = open_warehouse(sandbox_home)
-    version_id = wh.environments.pointers(SANDBOX)[EDITED]
-    params = lineage(wh.meta, EDITED, version_id).params
+    build = wh.builds.get(wh.environments.pointer_builds(SANDBOX)[EDITED])
+    params = build.params
+    assert build.masked and build.environment == SANDBOX
     assert params["vars"] == {"bulk_threshold": 8, "experimental_bulk_flag": True}
     con = wh.catalogs.connect(SANDBOX)
     try:
