@@ -42,12 +42,13 @@ def build(
     wh.authorize("write", environment)  # the run re-checks the identity carried by its tags
     tags = wh.access.identity.tags()
     outcome = build_environment(settings, environment, selection=select or None, tags=tags)
-    table = Table("asset", "rows", "version", "checks ok", "checks failed")
+    table = Table("asset", "rows", "version", "recomputed", "checks ok", "checks failed")
     for a in outcome.assets.values():
         table.add_row(
             a.asset,
             f"{a.rows:,}" if a.rows is not None else "-",
             a.version_id or "-",
+            {True: "yes", False: "no (reused)"}.get(a.recomputed, "-"),
             str(a.checks_passed),
             str(a.checks_failed),
         )

@@ -48,6 +48,7 @@ class AssetOutcome:
     checks_passed: int = 0
     checks_failed: int = 0
     failed_checks: list[str] = field(default_factory=list)
+    recomputed: bool | None = None  # dbt models: False when the run reused its existing build
 
 
 @dataclass
@@ -110,6 +111,7 @@ def summarize_run(result: dg.ExecuteInProcessResult, environment: str) -> BuildO
             rows=md.get("dagster/row_count"),
             version_id=md.get("version_id"),
             seconds=round(float(seconds), 2) if seconds is not None else None,
+            recomputed=md.get("rebuilt"),
         )
     for event in result.all_events:
         if event.event_type_value != "ASSET_CHECK_EVALUATION":

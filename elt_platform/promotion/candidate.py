@@ -102,6 +102,14 @@ def evaluate_candidate(
         cand.builds[name] = build.build_id
         cand.source_runs[name] = build.run_id
     _check_runs(wh, instance, cand, builds)
+    for name, build_id in cand.builds.items():  # not switchable by policy
+        if wh.builds.origin(builds[build_id]).masked:
+            # This build was computed on masked PII in a sandbox: never production data (the
+            # same content rebuilt in staging from real inputs is another build, and promotes).
+            cand.problems.append(
+                f"{name}: version {cand.manifest[name]} (build {build_id}) was computed on "
+                "masked data in a sandbox; rebuild it in staging"
+            )
     for key, specs in _blocking_checks(asset_graph).items():
         name = key.to_user_string()
         build_id = cand.builds.get(name)
@@ -127,14 +135,6 @@ def evaluate_candidate(
             cand.govern(policy, "owner", f"{key.to_user_string()}: no owner")
         if not (node.description or "").strip():
             cand.govern(policy, "description", f"{key.to_user_string()}: no description")
-    for name, build_id in cand.builds.items():  # not switchable by policy
-        if wh.builds.origin(builds[build_id]).masked:
-            # This build was computed on masked PII in a sandbox: never production data (the
-            # same content rebuilt in staging from real inputs is another build, and promotes).
-            cand.problems.append(
-                f"{name}: version {cand.manifest[name]} (build {build_id}) was computed on "
-                "masked data in a sandbox; rebuild it in staging"
-            )
     if policy.require_reproducible:
         _check_reproducible(wh, instance, asset_graph, cand)
     cand.contracts = {

@@ -182,6 +182,7 @@ def test_versions_computed_on_masked_sandbox_data_never_reach_prod(promo):
             code_version="x",
             inputs={"raw/customers": staging["raw/customers"]},
             params={"pii_masked": True},
+            masked=True,
         )
     finally:
         con.close()
@@ -191,8 +192,8 @@ def test_versions_computed_on_masked_sandbox_data_never_reach_prod(promo):
         blocked = promote_via_sensor(settings)
         assert not blocked.requested
         assert (
-            f"stg_customers: version {version.version_id} was computed on masked data"
-            in blocked.reason
+            f"stg_customers: version {version.version_id} (build {version.build_id}) was "
+            "computed on masked data" in blocked.reason
         )
         assert wh.releases.current().release_id == before
     finally:
