@@ -145,7 +145,8 @@ class BuildStore:
                 inputs=origin.inputs,
                 params=origin.params,
                 masked=origin.masked,
-                reused_from=origin.build_id,
+                # Always the build that computed it, so the chain never grows run after run.
+                reused_from=origin.reused_from or origin.build_id,
             )
             tx.execute(
                 "INSERT INTO build_checks (build_id, check_name, status, blocking, detail,"

@@ -149,3 +149,7 @@ def test_a_reused_build_carries_its_checks_and_names_its_origin(tmp_path):
     carried = wh.builds.checks(reused.build_id)["unique_v"]
     assert carried.passed and carried.carried_from == origin.build_id
     assert wh.builds.origin(reused).build_id == origin.build_id
+    # Reusing a reuse names the build that computed the content, not a growing chain.
+    again = wh.builds.reuse(reused, environment="staging", run_id="later")
+    assert again.reused_from == origin.build_id
+    assert wh.builds.checks(again.build_id)["unique_v"].carried_from == origin.build_id
