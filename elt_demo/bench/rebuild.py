@@ -86,7 +86,7 @@ def run(results_dir: Path, rows: int = 1_000_000) -> list[dict]:
             "ratio": ratio_wall,
             "notes": f"wall; baseline = platform at {commit} (recomputes every model); ratio = "
             f"times faster; CPU {after['cpu']:.1f} s vs {before['cpu']:.1f} s ({ratio_cpu}x); "
-            f"recomputed {len(recomputed)} dbt models ({', '.join(recomputed)}) vs all "
-            f"{before['materialized']} assets rematerialized; sources re-extracted in both",
+            f"recomputed {len(recomputed)} dbt models ({', '.join(recomputed)}) vs every model "
+            f"({before['materialized']} assets materialized); sources re-extracted in both",
         }
     ]

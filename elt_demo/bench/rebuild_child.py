@@ -59,9 +59,11 @@ def main() -> None:
     recomputed = None
     try:  # only the planner's side records builds
         from elt_platform.access.facade import open_warehouse
+        from elt_platform.project.manifest import load_manifest
 
+        models = load_manifest(settings.manifest_path).node_names()
         builds = open_warehouse(settings).builds.in_run(second.run_id)
-        recomputed = sorted(b.asset for b in builds if b.reused_from is None)
+        recomputed = sorted(b.asset for b in builds if b.reused_from is None and b.asset in models)
     except (ImportError, AttributeError):
         pass
     result = {
