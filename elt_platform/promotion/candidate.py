@@ -82,7 +82,7 @@ def evaluate_candidate(
     policy: PromotionPolicy,
     contracts: dict[str, Contract] | None = None,
 ) -> Candidate:
-    """Judge the source environment's current versions as one release."""
+    """Judge the builds the source environment serves as one release."""
     source = policy.source_environment
     pointers = wh.environments.pointers(source)
     served = wh.environments.pointer_builds(source)

@@ -127,15 +127,6 @@ class EnvironmentRegistry:
             ).fetchall()
         return {r["asset"]: r["version_id"] for r in rows}
 
-    def pointer_runs(self, name: str) -> dict[str, str | None]:
-        """asset -> id of the run that last set the asset's pointer in `name`."""
-        self.get(name)
-        with self.meta.read() as con:
-            rows = con.execute(
-                "SELECT asset, run_id FROM env_pointers WHERE environment = ?", (name,)
-            ).fetchall()
-        return {r["asset"]: r["run_id"] for r in rows}
-
     def pointer_builds(self, name: str) -> dict[str, str | None]:
         """asset -> id of the build `name` serves for it."""
         self.get(name)
