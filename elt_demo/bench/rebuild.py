@@ -64,7 +64,7 @@ def _measure(code: Path, sources: Path, work: Path) -> dict:
 
 
 def run(results_dir: Path, rows: int = 1_000_000) -> list[dict]:
-    work = results_dir.parent / "work" / f"rebuild_{rows}"
+    work = (results_dir.parent / "work" / f"rebuild_{rows}").resolve()
     shutil.rmtree(work, ignore_errors=True)
     sources = work / "sources"
     ensure_synthetic_sources(sources, rows=rows, seed=42)
