@@ -69,6 +69,10 @@ def cycle(tmp_path_factory):
     out["second"] = build_environment(settings, "staging")
     assert out["second"].success, out["second"].error
     out["pointers_second"] = wh.environments.pointers("staging")
+    out["checks_second"] = {
+        asset: wh.builds.checks(build)
+        for asset, build in wh.environments.pointer_builds("staging").items()
+    }
     out["promoted"] = promote_via_sensor(settings, actor="test")
     out["after_platform"] = tree_digest(project)
 
@@ -103,13 +107,11 @@ def test_every_resource_kind_builds_and_a_second_build_recomputes_nothing(cycle)
     # fct_rentals stamps current_timestamp: only reuse makes the second build idempotent.
     assert cycle["pointers_second"] == cycle["pointers_first"]
     # The unit test, the two-parent singular test and generic tests are gates of the builds.
-    checks = wh.builds.checks(wh.environments.pointer_builds("staging")["station_daily_usage"])
-    assert checks["assert_station_revenue_matches_invoices"].passed
-    assert wh.builds.checks(wh.environments.pointer_builds("staging")["stg_invoices"])[
-        "assert_station_revenue_matches_invoices"
-    ].passed
-    riders = wh.builds.checks(wh.environments.pointer_builds("staging")["dim_riders"])
-    assert riders["test_dim_riders_segments_and_spend"].passed
+    checks = cycle["checks_second"]
+    for asset in ("station_daily_usage", "stg_invoices"):  # the two-parent test gates both
+        assert checks[asset]["assert_station_revenue_matches_invoices"].passed, asset
+    assert checks["dim_riders"]["test_dim_riders_segments_and_spend"].passed
+    assert checks["fct_rentals"]["unique_fct_rentals_rental_id"].passed
     # Reused builds carry their checks over: the second run shows them on the partition too.
     instance = open_instance(cycle["settings"])
     evaluations = [
@@ -187,3 +189,27 @@ def test_the_platform_writes_nothing_into_the_project(cycle):
     assert not (project / "dbt_packages" / "tiny_utils").is_symlink()
     assert (project / "dbt_packages" / "tiny_utils" / "macros" / "minutes_between.sql").exists()
     assert not list(project.glob("*.duckdb"))
+
+
+def test_the_failing_two_parent_test_blocks_promotion_and_names_itself(cycle):
+    settings = cycle["settings"]
+    project = settings.dbt_project_dir
+    wh = open_warehouse(settings)
+    model = project / "models" / "marts" / "station_daily_usage.sql"
+    original = model.read_text()
+    assert "sum(amount_eur)  " in original
+    model.write_text(original.replace("sum(amount_eur)  ", "sum(amount_eur) * 2"))
+    load_definitions.cache_clear()
+    try:
+        failed = build_environment(settings, "staging")
+        assert not failed.success
+        assert "assert_station_revenue_matches_invoices failed" in failed.error
+        prod = wh.environments.pointers("prod")
+        blocked = promote_via_sensor(settings)
+        assert not blocked.requested
+        assert f"run {failed.run_id} failed: " in blocked.reason
+        assert "check assert_station_revenue_matches_invoices failed" in blocked.reason
+        assert wh.environments.pointers("prod") == prod
+    finally:
+        model.write_text(original)
+        load_definitions.cache_clear()
