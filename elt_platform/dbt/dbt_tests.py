@@ -10,7 +10,9 @@ skipped), so the build records hold every gate, whichever way dagster-dbt report
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,23 @@ class NodeResult:
     status: str  # dbt's: success, error, skipped, pass, fail, warn
     message: str
     failures: int | None
+
+
+class _MultiParentNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "singular test with multiple dependencies" not in record.getMessage()
+
+
+@contextmanager
+def multi_parent_tests_are_checks() -> Iterator[None]:
+    """While dbt runs: drop dagster-dbt's warning that a multi-parent test is only an observation
+    (it tells users to edit their project; here such a test is a check on every parent)."""
+    logger, notice = logging.getLogger("dagster.builtin"), _MultiParentNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def read_run_results(target_path: Path) -> dict[str, NodeResult]:

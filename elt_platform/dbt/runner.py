@@ -18,6 +18,7 @@ from elt_platform.checks.gates import evaluate_gates, score, to_check_result, to
 from elt_platform.dbt.dbt_tests import (
     extra_check_results,
     first_failure,
+    multi_parent_tests_are_checks,
     read_run_results,
     test_outcomes,
 )
@@ -107,7 +108,8 @@ def run_dbt_build(
             target_path=target_path,
             raise_on_error=False,
         )
-    events = list(invocation.stream()) if invocation is not None else []
+    with multi_parent_tests_are_checks():
+        events = list(invocation.stream()) if invocation is not None else []
     dbt_seconds = time.perf_counter() - started
     try:
         results = read_run_results(target_path)
