@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from elt_platform.access.masking_policy import (
     AUTO,
+    KEEP,
     PiiColumns,
     load_masking_policy,
     masked_versions,
@@ -179,6 +180,15 @@ def masked_select(
     )
 
 
+def sandbox_masks(
+    policy: PiiColumns, asset: str, schema: tuple[tuple[str, str], ...]
+) -> dict[str, str]:
+    """column -> rule of the columns a sandbox masks in `asset`: its PII columns, and every
+    column the project has not classified (undeclared, or added in a sandbox) until it is."""
+    known = policy.get(asset, {})
+    return {c: known.get(c, AUTO) for c, _ in schema if known.get(c, AUTO) != KEEP}
+
+
 def masking_relation_sql(meta: MetadataStore, policy: PiiColumns, key: MaskingKey) -> RelationSql:
     """Relation SQL for a sandbox: masked, except versions already computed from masked inputs."""
 
@@ -186,7 +196,7 @@ def masking_relation_sql(meta: MetadataStore, policy: PiiColumns, key: MaskingKe
 
     def relation(asset: str, version: Version) -> str:
         nonlocal already_masked
-        rules = policy.get(asset)
+        rules = sandbox_masks(policy, asset, version.schema)
         if not rules:
             return f"SELECT * FROM {version.scan_sql}"
         if already_masked is None:  # one query for a whole catalog, on first need

@@ -8,9 +8,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from elt_platform.access.masking_policy import AUTO, PiiColumns
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.manifest import Manifest, load_manifest
+from elt_platform.access.masking_policy import AUTO, KEEP, PiiColumns
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.manifest import load_manifest
 from elt_platform.project.policies import Policies
 from elt_platform.settings import Settings
 
@@ -44,36 +44,29 @@ class SensitivityMap:
         return hashlib.sha256(json.dumps(self.columns, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _manifest(settings: Settings) -> Manifest | None:
-    """The prepared manifest (None before the first `dbt parse`)."""
+def declared_sensitivity(settings: Settings, policies: Policies | None = None) -> SensitivityMap:
+    """The one reading of column sensitivity: each column's `meta.sensitivity` in the dbt YAML,
+    else the project file's default (`policies.defaults.sensitivity`), else unclassified."""
+    columns = {
+        asset: {c.name: str(c.sensitivity) for c in contract.columns if c.sensitivity}
+        for asset, contract in contracts_for(settings).items()
+    }
+    return SensitivityMap({a: c for a, c in columns.items() if c}, policies)
+
+
+def masking_rules(settings: Settings) -> PiiColumns | None:
+    """What sandboxes mask: asset -> column -> rule for every classified column — its
+    `meta.masking` rule (else `auto`) for PII, `keep` below PII; any column not listed (undeclared,
+    or added in a sandbox) is masked. None before the project is parsed: the stored policy must
+    then be kept, not replaced by a partial one (fail closed)."""
     try:
-        return load_manifest(settings.manifest_path)
+        manifest = load_manifest(settings.manifest_path)
     except FileNotFoundError:
         return None
-
-
-def declared_sensitivity(settings: Settings, policies: Policies | None = None) -> SensitivityMap:
-    """The one reading of column sensitivity: dbt `meta.sensitivity`, with the contracts' levels
-    taking precedence column by column."""
-    manifest = _manifest(settings)
-    columns = {a: dict(c) for a, c in (manifest.column_levels() if manifest else {}).items()}
-    for asset, contract in contracts_for(settings.contracts_dir).items():
-        for col in contract.columns:
-            columns.setdefault(asset, {})[col.name] = str(col.sensitivity)
-    return SensitivityMap(columns, policies)
-
-
-def pii_masking_rules(settings: Settings) -> PiiColumns | None:
-    """asset -> column -> masking rule of every column declared PII (what sandboxes mask); the
-    rule is the column's `meta.masking`, else `auto`. None before the project is parsed: then
-    the stored policy must be kept, not replaced by a partial one (fail closed)."""
-    manifest = _manifest(settings)
-    if manifest is None:
-        return None
-    rules = manifest.masking_rules("pii")
+    pii_rules = manifest.masking_rules("pii")
     out: PiiColumns = {}
     for asset, columns in declared_sensitivity(settings).columns.items():
         for column, level in columns.items():
-            if level == "pii":
-                out.setdefault(asset, {})[column] = rules.get(asset, {}).get(column, AUTO)
+            rule = pii_rules.get(asset, {}).get(column, AUTO) if level == "pii" else KEEP
+            out.setdefault(asset, {})[column] = rule
     return out

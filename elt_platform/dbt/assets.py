@@ -43,7 +43,10 @@ def build_dbt_assets(
         project=None,
     )
     gates = [
-        c for s in specs if s.key.to_user_string() in contracts for c in gate_check_specs(s.key)
+        c
+        for s in specs
+        if s.key.to_user_string() in contracts and contracts[s.key.to_user_string()].gated
+        for c in gate_check_specs(s.key)
     ]
 
     @dg.multi_asset(

@@ -1,14 +1,15 @@
 """Table and column lineage of the asset graph, with sensitivity propagated along column edges.
 
 Assets and table edges come from the dbt manifest with the asset keys dagster-dbt gives them (the
-same graph Dagster shows); raw assets map one-to-one to connector sources in sources.yaml. Column
-edges come from the compiled SQL (`column_lineage`). Owner, description, objective, retention and
-column sensitivity come from the contract files when one exists, else from dbt `meta`.
+same graph Dagster shows); raw assets map one-to-one to connector sources of the project file.
+Column edges come from the compiled SQL (`column_lineage`). Owner, description, objective,
+retention and column sensitivity come from the contracts, read from the dbt YAML.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from elt_platform.errors import UnknownLineageTarget
 from elt_platform.project.column_lineage import ROWS, ColumnEdge, ColumnRef, Schema, model_lineage
 from elt_platform.project.compiled_sql import compiled_sql
-from elt_platform.project.contracts.files import contracts_for
+from elt_platform.project.contracts.from_dbt import contracts_for, load_sources
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.project.manifest import (
     Manifest,
@@ -26,7 +27,6 @@ from elt_platform.project.manifest import (
     node_meta,
     relation,
 )
-from elt_platform.project.sources import load_sources
 from elt_platform.settings import Settings
 from elt_platform.store.metadata import MetadataStore
 from elt_platform.store.versions import VersionStore
@@ -182,7 +182,7 @@ def build_graph(
             columns=declared,
         )
     source_fields = _connector_sources(assets, sources, known_columns)
-    edges = _column_edges(nodes, keys, relations, compiled, assets)
+    edges = _column_edges(nodes, keys, relations, compiled, assets, known_columns)
     for key, contract in contracts.items():
         if key in assets:
             assets[key] = _apply_contract(assets[key], contract)
@@ -219,27 +219,38 @@ def _column_edges(
     relations: Mapping[tuple[str, str], str],
     compiled: Mapping[str, str],
     assets: dict[str, AssetInfo],
+    known: Mapping[str, Mapping[str, str]],
 ) -> tuple[ColumnEdge, ...]:
     """Trace models in dependency order, so a model's output columns are known to its children
-    (that is how `select *` over an undocumented model still resolves)."""
+    (that is how `select *` over an undocumented model still resolves). A relation's columns are
+    the stored version's schema when there is one (complete), else what its YAML declares (maybe
+    only some); a traced model's are the columns its SQL outputs. A model whose SQL cannot be
+    traced (e.g. it reads a column its parent's YAML does not declare, before any build) keeps
+    its table lineage and gets no column edges, rather than failing every lineage reader."""
     schema: Schema = {}
-    for info in assets.values():
-        cols = {c: (i.data_type or "unknown") for c, i in info.columns.items()}
+    for key, info in assets.items():
+        cols = dict(known.get(key) or {}) or {
+            c: (i.data_type or "unknown") for c, i in info.columns.items()
+        }
         if cols:
             schema.setdefault(info.relation[0], {})[info.relation[1]] = cols
     edges: list[ColumnEdge] = []
     for uid in _topological([u for u in nodes if u in compiled], nodes):
         key = keys[uid]
-        traced = model_lineage(key, compiled[uid], schema, relations)
-        edges.extend(traced.edges)
         info = assets[key]
-        if not info.columns:
-            assets[key] = AssetInfo(
-                **{**info.__dict__, "columns": {c: ColumnInfo(c) for c in traced.columns}}
-            )
-            schema.setdefault(info.relation[0], {})[info.relation[1]] = {
-                c: "unknown" for c in traced.columns
-            }
+        try:
+            traced = model_lineage(key, compiled[uid], schema, relations)
+        except ValueError as exc:
+            warnings.warn(f"column lineage of {key} skipped: {exc}", stacklevel=2)
+            continue
+        edges.extend(traced.edges)
+        columns = {c: info.columns.get(c) or ColumnInfo(c) for c in traced.columns}
+        columns.update({c: i for c, i in info.columns.items() if c not in columns})
+        assets[key] = AssetInfo(**{**info.__dict__, "columns": columns})
+        declared_types = {c: (i.data_type or "unknown") for c, i in columns.items()}
+        schema.setdefault(info.relation[0], {})[info.relation[1]] = {
+            c: declared_types.get(c, "unknown") for c in traced.columns
+        }
     return tuple(edges)
 
 
@@ -268,13 +279,13 @@ def _apply_contract(info: AssetInfo, contract: Any) -> AssetInfo:
             col.name,
             col.type or old.data_type,
             col.description or old.description,
-            str(col.sensitivity),
+            str(col.sensitivity) if col.sensitivity else old.sensitivity,
         )
     return AssetInfo(
         **{
             **info.__dict__,
-            "owner": contract.owner,
-            "description": contract.description,
+            "owner": contract.owner or info.owner,
+            "description": contract.description or info.description,
             "objective": contract.objective,
             "retention": contract.retention,
             "contract_version": contract.version,
@@ -284,7 +295,7 @@ def _apply_contract(info: AssetInfo, contract: Any) -> AssetInfo:
 
 
 def load_lineage(settings: Settings, *, stored_schemas: bool = True) -> LineageGraph:
-    """The lineage graph of an installation: its dbt project, sources.yaml, contracts and (unless
+    """The lineage graph of an installation: its dbt project, connectors, contracts and (unless
     `stored_schemas` is off) the schemas of stored versions, for assets whose columns are
     declared nowhere."""
     cfg = load_dbt_project(settings)
@@ -297,7 +308,7 @@ def load_lineage(settings: Settings, *, stored_schemas: bool = True) -> LineageG
     return build_graph(
         manifest,
         compiled_sql(cfg),
-        sources=load_sources(settings.sources_config),
-        contracts=dict(contracts_for(settings.contracts_dir)),
+        sources=load_sources(settings),
+        contracts=dict(contracts_for(settings)),
         known_columns=known,
     )

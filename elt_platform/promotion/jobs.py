@@ -12,8 +12,8 @@ from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import EltError, UnknownRelease
 from elt_platform.orchestration.names import GC_JOB, PROMOTE_JOB, ROLLBACK_JOB
 from elt_platform.orchestration.resources import WarehouseResource
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.promotion.gc import collect_garbage
 from elt_platform.store.releases import PublishResult
@@ -75,10 +75,10 @@ def _promote_body(
     """Re-evaluate the gates for exactly the candidate versions, then publish them atomically."""
     wh = warehouse.warehouse
     environment_from_name(config.source_environment)
-    policy = load_promotion_policy(wh.settings.promotion_path).model_copy(
+    policy = load_promotion_policy(wh.settings).model_copy(
         update={"source_environment": config.source_environment}
     )
-    contracts = contracts_for(wh.settings.contracts_dir)
+    contracts = contracts_for(wh.settings)
     cand = evaluate_candidate(wh, context.instance, asset_graph(), policy, contracts)
     if not cand.eligible:
         raise dg.Failure(
@@ -183,7 +183,7 @@ def build_promotion_jobs(asset_graph: AssetGraphSource) -> list[dg.JobDefinition
     @dg.op(name="collect_unreferenced", tags={"kind": "gc"}, out={})
     def collect(context: dg.OpExecutionContext, warehouse: WarehouseResource):
         """Keep the newest releases and every held one; delete versions nothing references."""
-        policy = load_promotion_policy(warehouse.settings.promotion_path)
+        policy = load_promotion_policy(warehouse.settings)
         report = collect_garbage(
             warehouse.warehouse,
             keep=policy.keep_releases,
