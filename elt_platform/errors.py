@@ -51,7 +51,7 @@ class NothingToPublish(EltError):
 
 
 class MissingDbtProject(EltError):
-    hint = "set ELT_DBT_PROJECT_DIR to a folder containing dbt_project.yml"
+    hint = "set ELT_PROJECT_DIR to a dbt project folder (one holding dbt_project.yml)"
 
 
 class MissingSourceData(EltError):

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from elt_platform.access.masking import masked_select, masking_key, sandbox_masks
-from elt_platform.access.masking_policy import AUTO, KEEP, load_masking_policy
+from elt_platform.access.masking_policy import AUTO, KEEP, load_masking_policy, rule_of
 from elt_platform.access.sensitivity import SensitivityMap
 from elt_platform.environments import EnvironmentKind
 from elt_platform.store.catalog import CatalogStore, RelationSql
@@ -61,9 +61,8 @@ class GovernedCatalogs(CatalogStore):
         def relation(asset: str, version: Version) -> str:
             inner = base(asset, version)
             skip = sandbox_masks(stored, asset, version.schema) if in_sandbox else {}
-            known = stored.get(asset, {})
             rules = {
-                c: known.get(c, AUTO) if known.get(c, AUTO) != KEEP else AUTO
+                c: rule if (rule := rule_of(stored, asset, c)) != KEEP else AUTO
                 for c in columns_to_mask(asset, version.schema, self.masked, self.levels)
                 if c not in skip
             }

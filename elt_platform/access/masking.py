@@ -23,6 +23,7 @@ from elt_platform.access.masking_policy import (
     PiiColumns,
     load_masking_policy,
     masked_versions,
+    rule_of,
 )
 from elt_platform.sqlident import quote_ident, sql_literal
 from elt_platform.store.metadata import MetadataStore
@@ -185,8 +186,8 @@ def sandbox_masks(
 ) -> dict[str, str]:
     """column -> rule of the columns a sandbox masks in `asset`: its PII columns, and every
     column the project has not classified (undeclared, or added in a sandbox) until it is."""
-    known = policy.get(asset, {})
-    return {c: known.get(c, AUTO) for c, _ in schema if known.get(c, AUTO) != KEEP}
+    rules = {c: rule_of(policy, asset, c) for c, _ in schema}
+    return {c: rule for c, rule in rules.items() if rule != KEEP}
 
 
 def masking_relation_sql(meta: MetadataStore, policy: PiiColumns, key: MaskingKey) -> RelationSql:

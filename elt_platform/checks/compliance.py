@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.access.masking_policy import (
-    AUTO,
     KEEP,
     PiiColumns,
     load_masking_policy,
     masked_at_rest,
+    rule_of,
 )
 from elt_platform.access.sensitivity import (
     declared_sensitivity,
@@ -162,7 +162,7 @@ def _check_lineage(report: ComplianceReport, graph: LineageGraph, masked: PiiCol
                 )
             if info.sensitivity == "public" and graph.effective_sensitivity(ref) == PII:
                 report.add(str(ref), "pii-public", f"PII in {key}, which is marked public")
-            shown = masked.get(key, {}).get(column, AUTO) == KEEP
+            shown = rule_of(masked, key, column) == KEEP
             if graph.effective_sensitivity(ref) == PII and shown:
                 report.add(
                     str(ref),
@@ -201,7 +201,7 @@ def _check_live(
                 pii = levels.level(asset, column) == PII or (
                     asset in graph.assets and graph.effective_sensitivity(ref) == PII
                 )
-                if pii and stored.get(asset, {}).get(column, AUTO) == KEEP:
+                if pii and rule_of(stored, asset, column) == KEEP:
                     report.add(
                         f"sandbox {record.name}: {ref}",
                         "pii-sandbox",

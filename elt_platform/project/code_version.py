@@ -63,11 +63,22 @@ def content_hash(project_dir: Path) -> str:
 
 
 def _stamp(project_dir: Path) -> tuple:
-    """Changes whenever a code file changes (mtime and size), so the cache below stays right in
-    a long-running process (the daemon) without hashing on every call."""
-    return tuple(
+    """Changes whenever a code file changes (mtime and size) or git moves (a commit, a checkout,
+    staging), so the cache below stays right in a long-running process (the daemon) without
+    hashing or running git on every call."""
+    files = tuple(
         (str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in project_files(project_dir)
     )
+    return files + _git_stamp(project_dir)
+
+
+def _git_stamp(project_dir: Path) -> tuple:
+    for folder in (project_dir, *project_dir.parents):
+        git = folder / ".git"
+        if git.exists():
+            marks = [git / "HEAD", git / "index", git / "logs" / "HEAD"] if git.is_dir() else [git]
+            return (str(git), *(m.stat().st_mtime_ns if m.exists() else 0 for m in marks))
+    return ()
 
 
 @lru_cache(maxsize=8)

@@ -78,8 +78,13 @@ def model_lineage(
         columns = tuple(tree.named_selects)
         edges: list[ColumnEdge] = []
         for column in columns:
-            root = lineage(column, tree, schema=schema, dialect=DIALECT, scope=scope, copy=False)
-            edges.extend(_edges(ColumnRef(asset, column), root, relations))
+            try:
+                root = lineage(
+                    column, tree, schema=schema, dialect=DIALECT, scope=scope, copy=False
+                )
+                edges.extend(_edges(ColumnRef(asset, column), root, relations))
+            except (SqlglotError, TypeError):  # this column only (e.g. `*` of an unknown table)
+                continue
     except SqlglotError as exc:
         raise ValueError(f"cannot trace the columns of {asset}: {exc}") from exc
     unique = {(e.source, e.target): e for e in edges}

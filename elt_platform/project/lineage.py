@@ -8,10 +8,11 @@ retention and column sensitivity come from the contracts, read from the dbt YAML
 
 from __future__ import annotations
 
+import csv
 import json
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from elt_platform.errors import UnknownLineageTarget
@@ -27,6 +28,7 @@ from elt_platform.project.manifest import (
     node_meta,
     relation,
 )
+from elt_platform.project.project_file import load_policies
 from elt_platform.settings import Settings
 from elt_platform.store.metadata import MetadataStore
 from elt_platform.store.versions import VersionStore
@@ -73,6 +75,7 @@ class LineageGraph:
     assets: dict[str, AssetInfo]
     edges: tuple[ColumnEdge, ...]
     source_fields: dict[ColumnRef, SourceField]
+    untraced: dict[str, str] = field(default_factory=dict)  # model -> why it has no column edges
 
     def __post_init__(self) -> None:
         self._up: dict[ColumnRef, list[ColumnEdge]] = {}
@@ -149,9 +152,11 @@ def build_graph(
     sources: Iterable[Any] = (),
     contracts: Mapping[str, Any] | None = None,
     known_columns: Mapping[str, Mapping[str, str]] | None = None,
+    default_sensitivity: str | None = None,
 ) -> LineageGraph:
     """Assemble the lineage graph from a dbt manifest, compiled SQL per model, connector sources
-    (SourceConfig), contracts (asset -> Contract) and fallback schemas of stored versions."""
+    (SourceConfig), contracts (asset -> Contract) and fallback schemas of stored versions; a
+    column declared nowhere gets the project's `default_sensitivity` (None: unclassified)."""
     contracts = contracts or {}
     known_columns = known_columns or {}
     nodes = dict(Manifest(manifest).data_nodes())
@@ -182,11 +187,21 @@ def build_graph(
             columns=declared,
         )
     source_fields = _connector_sources(assets, sources, known_columns)
-    edges = _column_edges(nodes, keys, relations, compiled, assets, known_columns)
+    untraced: dict[str, str] = {}
+    edges = _column_edges(nodes, keys, relations, compiled, assets, known_columns, untraced)
     for key, contract in contracts.items():
         if key in assets:
             assets[key] = _apply_contract(assets[key], contract)
-    return LineageGraph(assets, edges, source_fields)
+    if default_sensitivity:
+        for key, info in assets.items():
+            columns = {
+                c: i
+                if i.sensitivity
+                else ColumnInfo(c, i.data_type, i.description, default_sensitivity)
+                for c, i in info.columns.items()
+            }
+            assets[key] = AssetInfo(**{**info.__dict__, "columns": columns})
+    return LineageGraph(assets, edges, source_fields, untraced)
 
 
 def _connector_sources(
@@ -220,6 +235,7 @@ def _column_edges(
     compiled: Mapping[str, str],
     assets: dict[str, AssetInfo],
     known: Mapping[str, Mapping[str, str]],
+    untraced: dict[str, str],
 ) -> tuple[ColumnEdge, ...]:
     """Trace models in dependency order, so a model's output columns are known to its children
     (that is how `select *` over an undocumented model still resolves). A relation's columns are
@@ -240,8 +256,8 @@ def _column_edges(
         info = assets[key]
         try:
             traced = model_lineage(key, compiled[uid], schema, relations)
-        except ValueError as exc:
-            warnings.warn(f"column lineage of {key} skipped: {exc}", stacklevel=2)
+        except Exception as exc:  # noqa: BLE001 - any SQL sqlglot cannot trace: table lineage only
+            untraced[key] = str(exc).splitlines()[0]
             continue
         edges.extend(traced.edges)
         columns = {c: info.columns.get(c) or ColumnInfo(c) for c in traced.columns}
@@ -300,7 +316,7 @@ def load_lineage(settings: Settings, *, stored_schemas: bool = True) -> LineageG
     declared nowhere."""
     cfg = load_dbt_project(settings)
     manifest = json.loads(prepare_manifest(cfg).read_text())
-    known: dict[str, dict[str, str]] = {}
+    known: dict[str, dict[str, str]] = seed_columns(manifest, cfg.project_dir)
     if stored_schemas and settings.metadata_path.exists():
         store = VersionStore(settings.warehouse_dir, MetadataStore(settings.metadata_path))
         for version in store.list():
@@ -311,4 +327,26 @@ def load_lineage(settings: Settings, *, stored_schemas: bool = True) -> LineageG
         sources=load_sources(settings),
         contracts=dict(contracts_for(settings)),
         known_columns=known,
+        default_sensitivity=_default_sensitivity(settings),
     )
+
+
+def _default_sensitivity(settings: Settings) -> str | None:
+    level = load_policies(settings).defaults.sensitivity
+    return str(level) if level else None
+
+
+def seed_columns(manifest: Mapping[str, Any], project_dir: Path) -> dict[str, dict[str, str]]:
+    """asset -> columns of every seed, from its CSV header (types as its YAML declares them),
+    so a seed nobody documented still has columns before its first build."""
+    out: dict[str, dict[str, str]] = {}
+    for _, node in Manifest(manifest).data_nodes(frozenset({"seed"})):
+        path = project_dir / node.get("original_file_path", "")
+        try:
+            with path.open(newline="") as handle:
+                header = next(csv.reader(handle), [])
+        except OSError:
+            continue
+        types = (node.get("config") or {}).get("column_types") or {}
+        out[asset_key(node)] = {c.strip(): str(types.get(c.strip(), "unknown")) for c in header}
+    return out

@@ -112,6 +112,8 @@ class AssetGovernance(BaseModel):
     reason: str | None = None
     owner: str | None = None
     retention: str | None = None
+    description: str | None = None
+    columns: dict[str, Sensitivity | None] = Field(default_factory=dict)  # column -> sensitivity
 
     @field_validator("owner")
     @classmethod

@@ -80,7 +80,9 @@ def contract_of(
     data: dict[str, Any] = {k: meta[k] for k in _NODE_META if meta.get(k) is not None}
     data["dataset"] = asset
     data["kind"] = node.get("resource_type", "model")
-    data["description"] = (node.get("description") or "").strip()
+    data["description"] = (node.get("description") or "").strip() or (
+        (overlay and overlay.description) or ""
+    )
     data["enforced"] = bool(((node.get("config") or {}).get("contract") or {}).get("enforced"))
     if "contract_version" in data:
         data["version"] = data.pop("contract_version")
@@ -102,9 +104,12 @@ def contract_of(
         unique = [c for c, t in tests.items() if "unique" in t]
         if unique:  # a surrogate `_id` key first, as a reader would pick it
             data["primary_key"] = [sorted(unique, key=lambda c: not c.endswith("_id"))[0]]
+    overlay_levels = overlay.columns if overlay else {}
+    declared = dict(node.get("columns") or {})
+    declared.update({c: {"name": c} for c in overlay_levels if c not in declared})
     data["columns"] = [
-        _column(name, spec, tests.get(name, {}), defaults.sensitivity)
-        for name, spec in (node.get("columns") or {}).items()
+        _column(name, spec, tests.get(name, {}), overlay_levels.get(name) or defaults.sensitivity)
+        for name, spec in declared.items()
     ]
     try:
         return Contract.model_validate(data)
@@ -116,8 +121,9 @@ def contract_of(
 
 
 def _column(
-    name: str, spec: Mapping[str, Any], tests: Mapping[str, Any], default_sensitivity
+    name: str, spec: Mapping[str, Any], tests: Mapping[str, Any], fallback_sensitivity
 ) -> dict[str, Any]:
+    """A column as its YAML declares it; sensitivity from its `meta`, else `fallback`."""
     meta = column_meta(spec)
     constraints = dict(meta.get("constraints") or {})
     if "unique" in tests:
@@ -130,7 +136,7 @@ def _column(
         "type": normalize_type(spec["data_type"]) if spec.get("data_type") else None,
         "nullable": "not_null" not in tests and "not_null" not in declared,
         "description": (spec.get("description") or "").strip(),
-        "sensitivity": meta.get("sensitivity") or default_sensitivity,
+        "sensitivity": meta.get("sensitivity") or fallback_sensitivity,
         "constraints": constraints,
     }
 
