@@ -71,7 +71,6 @@ def check_compliance(
     warehouse, also what its environments expose."""
     report = ComplianceReport()
     path = settings.project_file
-    policies: Policies | None = None
     try:
         policies = load_policies(settings)
     except EltError as exc:
@@ -80,18 +79,18 @@ def check_compliance(
             (f"{path.name}:{located[1]}", located[2]) if located else (path.name, exc.args[0])
         )
         report.add(subject, "policy", message)
+        return report  # the project file does not parse: nothing else can be judged from it
     try:
         graph = load_lineage(settings, stored_schemas=wh is not None)
-        contracts = contracts_for(settings, policies) if policies else {}
+        contracts = contracts_for(settings, policies)
     except EltError as exc:
         report.add("project", "project", exc.args[0])
         return report
-    if policies is not None:
-        report.roles = len(policies.roles)
-        _check_policy(report, policies, wh)
+    report.roles = len(policies.roles)
+    _check_policy(report, policies, wh)
     _check_assets(report, graph, contracts, policies)
     _check_lineage(report, graph, masking_rules(settings) or {})
-    if wh is not None and policies is not None:
+    if wh is not None:
         _check_live(report, graph, policies, settings, wh)
     return report
 
@@ -116,7 +115,7 @@ def _check_assets(
     report: ComplianceReport,
     graph: LineageGraph,
     contracts: dict[str, Contract],
-    policies: Policies | None,
+    policies: Policies,
 ) -> None:
     for key, info in sorted(graph.assets.items()):
         report.assets += 1
@@ -137,7 +136,7 @@ def _check_assets(
             report.columns += 1
             if not col.sensitivity:
                 report.add(f"{key}.{column}", "sensitivity", "unclassified (no `meta.sensitivity`)")
-    for name, ds in sorted((policies.privacy.datasets if policies else {}).items()):
+    for name, ds in sorted(policies.privacy.datasets.items()):
         report.assets += 1
         if not (ds.owner and ds.retention):
             report.add(f"privacy.datasets.{name}", "owner", "needs an owner and a retention")

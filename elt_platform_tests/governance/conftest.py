@@ -56,6 +56,7 @@ def installation(platform_home, tmp_path) -> Settings:
 def with_project_file(settings: Settings, tmp_path: Path, edit) -> Settings:
     """`settings` reading a copy of its project file changed by `edit(data)` (ELT_PROJECT_FILE)."""
     path = tmp_path / "elt_project.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(settings.project_file, path)
     edit_yaml(path, edit)
     return dataclasses.replace(settings, project_file_override=path)

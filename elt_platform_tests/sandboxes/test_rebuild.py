@@ -16,6 +16,7 @@ from elt_platform.builds.planner import lineage
 from elt_platform.errors import EnvironmentBusy, WriteNotAllowed
 from elt_platform.launch.runs import build_environment
 from elt_platform.orchestration.instance import open_instance
+from elt_platform.project.code_version import current_code_version
 from elt_platform.sandboxes.create import create_sandbox
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.settings import Settings
@@ -181,7 +182,9 @@ def test_experiment_record_holds_what_reproduction_needs(sandbox_home, edited):
         "vars": {"bulk_threshold": 8},
     }
     assert record["config_overrides"]["vars"] == {"bulk_threshold": 8}
-    assert record["code_version"]["commit"] and "models" in record["code_version"]
+    # The project's own code version (a content hash here: the copy is not a git checkout).
+    code = current_code_version(edited["project"])
+    assert record["code_version"]["label"] == code.label and "models" in record["code_version"]
     assert record["seed"] == 7 and record["owner"] == "ana@example.com"
     assert record["outputs"] == {
         a: v
