@@ -207,12 +207,23 @@ def _dataset_edges(
 def _resolve(
     scope: Scope, column: exp.Column, relations: Mapping[tuple[str, str], str], depth: int
 ) -> list[ColumnRef]:
-    """The relation columns a column of `scope` reads, through CTEs and derived tables."""
+    """The relation columns a column of `scope` reads, through CTEs and derived tables (an
+    unqualified name in ORDER BY/GROUP BY is one of the scope's own output columns)."""
+    if depth > 32:
+        return []
+    if not column.table:
+        found = []
+        for projection in getattr(scope.expression, "selects", []):
+            if projection.alias_or_name == column.name:
+                for inner in projection.find_all(exp.Column):
+                    if inner.table:
+                        found += _resolve(scope, inner, relations, depth + 1)
+        return found
     source = scope.sources.get(column.table)
     if isinstance(source, exp.Table):
         asset = _asset_of(source, relations)
         return [ColumnRef(asset, column.name)] if asset is not None else []
-    if not isinstance(source, Scope) or depth > 32:
+    if not isinstance(source, Scope):
         return []
     branches = source.set_operation_scopes or [source]
     found = []
