@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 from openlineage.client import OpenLineageClient
@@ -32,6 +32,7 @@ from elt_platform.settings import Settings
 
 JOB_NAMESPACE = "elt_platform"
 PRODUCER = "https://github.com/elt-platform/elt-platform/tree/main/elt_platform/orchestration"
+T = TypeVar("T")
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -72,11 +73,13 @@ class Emitter:
         self.settings = settings
         self.client: OpenLineageClient | None = None
 
-    def guard(self, what: str, action: Callable[[], None]) -> None:
+    def guard(self, what: str, action: Callable[[], T], default: T | None = None) -> T | None:
+        """`action()`, or `default` (and a warning) if it raises."""
         try:
-            action()
+            return action()
         except Exception as exc:  # noqa: BLE001 - lineage must never fail the step
             self.context.log.warning(f"OpenLineage: could not {what}: {exc}")
+            return default
 
     def emit(self, event: RunEvent) -> None:
         if self.client is None:

@@ -93,7 +93,7 @@ class StepLineage:
             self.run_id(asset),
             lineage_job(asset, "ASSET"),
             self.facets(asset),
-            inputs=self._known_inputs(asset),
+            inputs=self.emitter.guard("name the known inputs", lambda: self._known_inputs(asset)),
         )
 
     def _known_inputs(self, asset: str) -> list[InputDataset]:
@@ -151,7 +151,10 @@ class StepLineage:
             lineage, owner = None, None
             if graph is not None and asset in graph.assets:
                 names = {up: version_dataset(v) for up, v in read.items()}
-                lineage = model_column_lineage(graph, asset, columns, names)
+                lineage = self.emitter.guard(
+                    f"trace the columns of {asset}",
+                    lambda: model_column_lineage(graph, asset, columns, names),
+                )
                 owner = graph.assets[asset].owner
         output = version_output(
             version,
