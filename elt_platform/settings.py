@@ -25,6 +25,7 @@ ENV_VARS = {
     "policies_path": "ELT_POLICIES",
     "promotion_path": "ELT_PROMOTION_CONFIG",
     "environments_path": "ELT_ENVIRONMENTS_CONFIG",
+    "openlineage_url": "ELT_OPENLINEAGE_URL",
 }
 
 
@@ -41,6 +42,8 @@ class Settings:
     policies_path: Path
     promotion_path: Path
     environments_path: Path
+    # Where OpenLineage events go: an HTTP endpoint, or None for the warehouse's JSON-lines file.
+    openlineage_url: str | None = None
 
     @property
     def warehouse_dir(self) -> Path:
@@ -56,13 +59,19 @@ class Settings:
         return self.home / "dbt"
 
     @property
+    def openlineage_events_path(self) -> Path:
+        """The JSON-lines file OpenLineage events are appended to when no URL is set."""
+        return self.warehouse_dir / "openlineage" / "events.jsonl"
+
+    @property
     def manifest_path(self) -> Path:
         return self.dbt_project_dir / "target" / "manifest.json"
 
     def to_environ(self) -> dict[str, str]:
         """The environment variables that make `load_settings` return these settings (for child
         processes and for resources, whose config must be plain values)."""
-        return {ENV_VARS[f.name]: str(getattr(self, f.name)) for f in fields(self)}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {ENV_VARS[k]: str(v) for k, v in values.items() if v is not None}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,4 +92,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         policies_path=path("policies_path", REPO_ROOT / "policies.yaml"),
         promotion_path=path("promotion_path", REPO_ROOT / "promotion.yaml"),
         environments_path=path("environments_path", REPO_ROOT / "environments.yaml"),
+        openlineage_url=env.get(ENV_VARS["openlineage_url"]) or None,
     )

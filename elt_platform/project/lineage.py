@@ -2,8 +2,11 @@
 
 Assets and table edges come from the dbt manifest with the asset keys dagster-dbt gives them (the
 same graph Dagster shows); raw assets map one-to-one to connector sources in sources.yaml. Column
-edges come from the compiled SQL (`column_lineage`). Owner, description, objective, retention and
-column sensitivity come from the contract files when one exists, else from dbt `meta`.
+edges come from the compiled SQL (`column_lineage`): value edges between columns, plus
+dataset-level edges (filters, joins, groupings, sorts) into each model's `ROWS`, kept apart so that
+they never make a column "derived from" what only filtered its rows. Owner, description, objective,
+retention, key and column sensitivity come from the contract files when one exists, else from dbt
+`meta` (and sources.yaml).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class AssetInfo:
     contract_version: str | None = None
     upstream: tuple[str, ...] = ()
     columns: dict[str, ColumnInfo] = field(default_factory=dict)
+    primary_key: tuple[str, ...] = ()
 
 
 @dataclass
@@ -73,6 +77,7 @@ class LineageGraph:
     assets: dict[str, AssetInfo]
     edges: tuple[ColumnEdge, ...]
     source_fields: dict[ColumnRef, SourceField]
+    dataset_edges: tuple[ColumnEdge, ...] = ()
 
     def __post_init__(self) -> None:
         self._up: dict[ColumnRef, list[ColumnEdge]] = {}
@@ -99,6 +104,10 @@ class LineageGraph:
 
     def downstream_edges(self, ref: ColumnRef) -> list[ColumnEdge]:
         return list(self._down.get(ref, ()))
+
+    def row_edges(self, asset: str) -> list[ColumnEdge]:
+        """Input columns that decide which rows `asset` has (filter, join, group_by, sort)."""
+        return [e for e in self.dataset_edges if e.target.asset == asset]
 
     def upstream_columns(self, ref: ColumnRef) -> set[ColumnRef]:
         found = _closure([ref], lambda r: [e.source for e in self._up.get(r, ())])
@@ -154,8 +163,10 @@ def build_graph(
     (SourceConfig), contracts (asset -> Contract) and fallback schemas of stored versions."""
     contracts = contracts or {}
     known_columns = known_columns or {}
-    nodes = dict(Manifest(manifest).data_nodes())
+    parsed = Manifest(manifest)
+    nodes = dict(parsed.data_nodes())
     keys = {uid: asset_key(n) for uid, n in nodes.items()}
+    keys_of = parsed.primary_keys()
     relations = {relation(n): keys[uid] for uid, n in nodes.items()}
     assets: dict[str, AssetInfo] = {}
     for uid, n in nodes.items():
@@ -180,13 +191,14 @@ def build_graph(
             sensitivity=meta.get("sensitivity"),
             upstream=tuple(sorted(keys[d] for d in deps if d in keys)),
             columns=declared,
+            primary_key=tuple(keys_of.get(key) or ()),
         )
     source_fields = _connector_sources(assets, sources, known_columns)
-    edges = _column_edges(nodes, keys, relations, compiled, assets)
+    edges, dataset_edges = _column_edges(nodes, keys, relations, compiled, assets)
     for key, contract in contracts.items():
         if key in assets:
             assets[key] = _apply_contract(assets[key], contract)
-    return LineageGraph(assets, edges, source_fields)
+    return LineageGraph(assets, edges, source_fields, dataset_edges)
 
 
 def _connector_sources(
@@ -205,6 +217,7 @@ def _connector_sources(
                 **info.__dict__,
                 "owner": info.owner or src.owner,
                 "description": info.description or src.description,
+                "primary_key": info.primary_key or tuple(src.primary_key),
             },
         )
         location = str(src.options.get("path") or src.options.get("url") or src.name)
@@ -219,19 +232,22 @@ def _column_edges(
     relations: Mapping[tuple[str, str], str],
     compiled: Mapping[str, str],
     assets: dict[str, AssetInfo],
-) -> tuple[ColumnEdge, ...]:
-    """Trace models in dependency order, so a model's output columns are known to its children
-    (that is how `select *` over an undocumented model still resolves)."""
+) -> tuple[tuple[ColumnEdge, ...], tuple[ColumnEdge, ...]]:
+    """Column edges and dataset-level edges of every model, traced in dependency order so a
+    model's output columns are known to its children (that is how `select *` over an
+    undocumented model still resolves)."""
     schema: Schema = {}
     for info in assets.values():
         cols = {c: (i.data_type or "unknown") for c, i in info.columns.items()}
         if cols:
             schema.setdefault(info.relation[0], {})[info.relation[1]] = cols
     edges: list[ColumnEdge] = []
+    dataset_edges: list[ColumnEdge] = []
     for uid in _topological([u for u in nodes if u in compiled], nodes):
         key = keys[uid]
         traced = model_lineage(key, compiled[uid], schema, relations)
         edges.extend(traced.edges)
+        dataset_edges.extend(traced.dataset_edges)
         info = assets[key]
         if not info.columns:
             assets[key] = AssetInfo(
@@ -240,7 +256,7 @@ def _column_edges(
             schema.setdefault(info.relation[0], {})[info.relation[1]] = {
                 c: "unknown" for c in traced.columns
             }
-    return tuple(edges)
+    return tuple(edges), tuple(dataset_edges)
 
 
 def _topological(uids: list[str], nodes: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -279,6 +295,7 @@ def _apply_contract(info: AssetInfo, contract: Any) -> AssetInfo:
             "retention": contract.retention,
             "contract_version": contract.version,
             "columns": columns,
+            "primary_key": tuple(contract.primary_key),
         },
     )
 
