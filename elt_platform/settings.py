@@ -21,6 +21,7 @@ ENV_VARS = {
     "sources_dir": "ELT_SOURCES_DIR",
     "dagster_home": "DAGSTER_HOME",
     "project_file_override": "ELT_PROJECT_FILE",
+    "openlineage_url": "ELT_OPENLINEAGE_URL",
 }
 ALIASES = {"ELT_PROJECT_DIR": "ELT_DBT_PROJECT_DIR"}  # the name earlier versions read
 PROJECT_FILE_NAME = "elt_project.yml"
@@ -35,6 +36,8 @@ class Settings:
     sources_dir: Path  # landing folder of file connectors
     dagster_home: Path
     project_file_override: Path | None = None  # the platform file, when not inside the project
+    # Where OpenLineage events go: an HTTP endpoint, or None for the warehouse's JSON-lines file.
+    openlineage_url: str | None = None
 
     @property
     def warehouse_dir(self) -> Path:
@@ -48,6 +51,11 @@ class Settings:
     def dbt_state_dir(self) -> Path:
         """Platform-owned dbt files (profiles, per-environment parse caches)."""
         return self.home / "dbt"
+
+    @property
+    def openlineage_events_path(self) -> Path:
+        """The JSON-lines file OpenLineage events are appended to when no URL is set."""
+        return self.warehouse_dir / "openlineage" / "events.jsonl"
 
     @property
     def project_file(self) -> Path:
@@ -85,4 +93,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         project_file_override=Path(env["ELT_PROJECT_FILE"]).resolve()
         if env.get("ELT_PROJECT_FILE")
         else None,
+        openlineage_url=env.get(ENV_VARS["openlineage_url"]) or None,
     )

@@ -145,9 +145,10 @@ def budget() -> None:
     from elt_platform.governance.budget import all_spend
     from elt_platform.project.project_file import load_policies
 
-    policies = load_policies()
+    settings = load_settings()
+    policies = load_policies(settings)
     table = Table("dataset", "consumer", "releases", "epsilon spent", "epsilon budget", "delta")
-    for dataset, consumer, eps, delta, n in all_spend(open_warehouse(load_settings()).meta):
+    for dataset, consumer, eps, delta, n in all_spend(open_warehouse(settings).meta):
         ds = policies.privacy.datasets.get(dataset)
         limit = f"{ds.budget_for(consumer).epsilon:g}" if ds else "-"
         table.add_row(dataset, consumer, str(n), f"{eps:g}", limit, f"{delta:g}")

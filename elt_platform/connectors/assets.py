@@ -11,6 +11,7 @@ from elt_platform.errors import EltError, SourceUnavailable
 from elt_platform.orchestration.metadata import version_metadata
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.orchestration.step_lineage import SourceInputs, step_lineage
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.sources import SourceConfig
 
@@ -43,6 +44,16 @@ def build_source_asset(
         freshness_policy=freshness_policy(contract),
     )
     def _raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        def reads() -> SourceInputs:
+            found = tuple(connector.datasets(sources_dir))
+            return SourceInputs(found, source.primary_key, source.owner)
+
+        with step_lineage(context, warehouse, sources=reads) as lineage:
+            result = _load(context, warehouse)
+            lineage.observe(result)
+            return result
+
+    def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         try:
             env = warehouse.writable_environment(context)
             result = load_source(

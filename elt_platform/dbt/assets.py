@@ -14,6 +14,7 @@ from elt_platform.dbt.runner import run_dbt_build
 from elt_platform.dbt.translator import EnvironmentDbtTranslator
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.orchestration.step_lineage import step_lineage
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import (
     TARGET_NAME,
@@ -61,7 +62,11 @@ def build_dbt_assets(
     def dbt_models(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
     ):
-        yield from run_dbt_build(context, dbt, warehouse, cfg, manifest, contracts, observers)
+        with step_lineage(context, warehouse) as lineage:  # OpenLineage START/COMPLETE/FAIL
+            build = run_dbt_build(context, dbt, warehouse, cfg, manifest, contracts, observers)
+            for event in build:
+                lineage.observe(event)
+                yield event
 
     return dbt_models
 

@@ -11,7 +11,6 @@ import dagster as dg
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.assembly import build_definitions
-from elt_platform.audit.openlineage_runs import emit_after_run
 from elt_platform.environments import environment_from_name
 from elt_platform.orchestration.instance import open_instance
 from elt_platform.orchestration.names import (
@@ -93,7 +92,6 @@ def build_environment(
         },
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    emit_after_run(settings, instance, result.run_id)  # OpenLineage START/COMPLETE/FAIL events
     return summarize_run(result, env.name)
 
 

@@ -2,8 +2,10 @@
 
 Assets and table edges come from the dbt manifest with the asset keys dagster-dbt gives them (the
 same graph Dagster shows); raw assets map one-to-one to connector sources of the project file.
-Column edges come from the compiled SQL (`column_lineage`). Owner, description, objective,
-retention and column sensitivity come from the contracts, read from the dbt YAML.
+Column edges come from the compiled SQL (`column_lineage`): value edges between columns, plus
+dataset-level edges (filters, joins, groupings, sorts) into each model's `ROWS`, kept apart so that
+they never make a column "derived from" what only filtered its rows. Owner, description,
+objective, retention, key and column sensitivity come from the contracts, read from the dbt YAML.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class AssetInfo:
     contract_version: str | None = None
     upstream: tuple[str, ...] = ()
     columns: dict[str, ColumnInfo] = field(default_factory=dict)
+    primary_key: tuple[str, ...] = ()
 
 
 @dataclass
@@ -75,6 +78,7 @@ class LineageGraph:
     assets: dict[str, AssetInfo]
     edges: tuple[ColumnEdge, ...]
     source_fields: dict[ColumnRef, SourceField]
+    dataset_edges: tuple[ColumnEdge, ...] = ()
     untraced: dict[str, str] = field(default_factory=dict)  # model -> why it has no column edges
 
     def __post_init__(self) -> None:
@@ -102,6 +106,10 @@ class LineageGraph:
 
     def downstream_edges(self, ref: ColumnRef) -> list[ColumnEdge]:
         return list(self._down.get(ref, ()))
+
+    def row_edges(self, asset: str) -> list[ColumnEdge]:
+        """Input columns that decide which rows `asset` has (filter, join, group_by, sort)."""
+        return [e for e in self.dataset_edges if e.target.asset == asset]
 
     def upstream_columns(self, ref: ColumnRef) -> set[ColumnRef]:
         found = _closure([ref], lambda r: [e.source for e in self._up.get(r, ())])
@@ -159,8 +167,10 @@ def build_graph(
     column declared nowhere gets the project's `default_sensitivity` (None: unclassified)."""
     contracts = contracts or {}
     known_columns = known_columns or {}
-    nodes = dict(Manifest(manifest).data_nodes())
+    parsed = Manifest(manifest)
+    nodes = dict(parsed.data_nodes())
     keys = {uid: asset_key(n) for uid, n in nodes.items()}
+    keys_of = parsed.primary_keys()
     relations = {relation(n): keys[uid] for uid, n in nodes.items()}
     assets: dict[str, AssetInfo] = {}
     for uid, n in nodes.items():
@@ -185,10 +195,13 @@ def build_graph(
             sensitivity=meta.get("sensitivity"),
             upstream=tuple(sorted(keys[d] for d in deps if d in keys)),
             columns=declared,
+            primary_key=tuple(keys_of.get(key) or ()),
         )
     source_fields = _connector_sources(assets, sources, known_columns)
     untraced: dict[str, str] = {}
-    edges = _column_edges(nodes, keys, relations, compiled, assets, known_columns, untraced)
+    edges, dataset_edges = _column_edges(
+        nodes, keys, relations, compiled, assets, known_columns, untraced
+    )
     for key, contract in contracts.items():
         if key in assets:
             assets[key] = _apply_contract(assets[key], contract)
@@ -201,7 +214,7 @@ def build_graph(
                 for c, i in info.columns.items()
             }
             assets[key] = AssetInfo(**{**info.__dict__, "columns": columns})
-    return LineageGraph(assets, edges, source_fields, untraced)
+    return LineageGraph(assets, edges, source_fields, dataset_edges, untraced)
 
 
 def _connector_sources(
@@ -220,6 +233,7 @@ def _connector_sources(
                 **info.__dict__,
                 "owner": info.owner or src.owner,
                 "description": info.description or src.description,
+                "primary_key": info.primary_key or tuple(src.primary_key),
             },
         )
         location = str(src.options.get("path") or src.options.get("url") or src.name)
@@ -236,13 +250,13 @@ def _column_edges(
     assets: dict[str, AssetInfo],
     known: Mapping[str, Mapping[str, str]],
     untraced: dict[str, str],
-) -> tuple[ColumnEdge, ...]:
-    """Trace models in dependency order, so a model's output columns are known to its children
-    (that is how `select *` over an undocumented model still resolves). A relation's columns are
-    the stored version's schema when there is one (complete), else what its YAML declares (maybe
-    only some); a traced model's are the columns its SQL outputs. A model whose SQL cannot be
-    traced (e.g. it reads a column its parent's YAML does not declare, before any build) keeps
-    its table lineage and gets no column edges, rather than failing every lineage reader."""
+) -> tuple[tuple[ColumnEdge, ...], tuple[ColumnEdge, ...]]:
+    """Column edges and dataset-level edges of every model, traced in dependency order so a
+    model's output columns are known to its children (that is how `select *` over an
+    undocumented model still resolves). A relation's columns are the stored version's schema
+    when there is one (complete), else what its YAML declares (maybe only some); a traced
+    model's are the columns its SQL outputs. A model whose SQL cannot be traced keeps its table
+    lineage and gets no column edges (`untraced` says why), rather than failing every reader."""
     schema: Schema = {}
     for key, info in assets.items():
         cols = dict(known.get(key) or {}) or {
@@ -251,6 +265,7 @@ def _column_edges(
         if cols:
             schema.setdefault(info.relation[0], {})[info.relation[1]] = cols
     edges: list[ColumnEdge] = []
+    dataset_edges: list[ColumnEdge] = []
     for uid in _topological([u for u in nodes if u in compiled], nodes):
         key = keys[uid]
         info = assets[key]
@@ -260,6 +275,7 @@ def _column_edges(
             untraced[key] = str(exc).splitlines()[0]
             continue
         edges.extend(traced.edges)
+        dataset_edges.extend(traced.dataset_edges)
         columns = {c: info.columns.get(c) or ColumnInfo(c) for c in traced.columns}
         columns.update({c: i for c, i in info.columns.items() if c not in columns})
         assets[key] = AssetInfo(**{**info.__dict__, "columns": columns})
@@ -267,7 +283,7 @@ def _column_edges(
         schema.setdefault(info.relation[0], {})[info.relation[1]] = {
             c: declared_types.get(c, "unknown") for c in traced.columns
         }
-    return tuple(edges)
+    return tuple(edges), tuple(dataset_edges)
 
 
 def _topological(uids: list[str], nodes: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -306,6 +322,7 @@ def _apply_contract(info: AssetInfo, contract: Any) -> AssetInfo:
             "retention": contract.retention,
             "contract_version": contract.version,
             "columns": columns,
+            "primary_key": tuple(contract.primary_key),
         },
     )
 
