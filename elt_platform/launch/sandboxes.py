@@ -17,8 +17,8 @@ from elt_platform.launch.runs import BuildOutcome, build_environment, load_defin
 from elt_platform.orchestration.instance import open_instance
 from elt_platform.orchestration.runs import failed_runs
 from elt_platform.project.dbt_project import load_dbt_project
-from elt_platform.project.environment_config import environment_config
 from elt_platform.project.manifest import load_manifest
+from elt_platform.project.project_file import environment_config
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.settings import Settings
 
@@ -45,7 +45,7 @@ def plan_build(settings: Settings, name: str, selection: list[str] | None = None
     unknown = [a for a in selection or [] if a not in every]
     if unknown:
         raise UnknownAsset(f"no asset {unknown[0]!r} in this project")
-    config = environment_config(settings.environments_path, env.name, record.config)
+    config = environment_config(settings, env.name, record.config)
     manifest = load_manifest(load_dbt_project(settings).manifest_path)
     wanted = selection or sorted(every)
     if env.kind is not EnvironmentKind.SANDBOX:
@@ -100,7 +100,7 @@ def build_sandbox(
     outcome = None
     if plan.rebuild:
         record = wh.environments.get(name)
-        tags = environment_config(settings.environments_path, name, record.config).tags()
+        tags = environment_config(settings, name, record.config).tags()
         outcome = build_environment(
             settings, name, selection=plan.rebuild, instance=instance, tags=tags
         )

@@ -10,7 +10,7 @@ from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.access.identity import identity_from_tags
 from elt_platform.environments import Environment, require_buildable
 from elt_platform.orchestration.partitions import resolve_environment
-from elt_platform.project.policies import load_policies
+from elt_platform.project.project_file import load_policies
 from elt_platform.settings import Settings, load_settings
 
 
@@ -40,7 +40,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def warehouse(self) -> GovernedWarehouse:
         if self._warehouse is None:
             settings = self.settings
-            policies = load_policies(settings.policies_path)
+            policies = load_policies(settings)
             identity = identity_from_tags(policies, self._run_tags)
             self._warehouse = open_warehouse(settings, identity)
         return self._warehouse

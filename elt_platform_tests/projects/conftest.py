@@ -8,7 +8,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from elt_platform.settings import REPO_ROOT, Settings
+from elt_platform.settings import Settings
 from elt_platform_tests.conftest import make_settings
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "projects" / "shop_analytics"
@@ -29,27 +29,13 @@ def tree_digest(project: Path) -> str:
 
 
 def host_project(root: Path) -> Settings:
-    """Copy the fixture to `root/shop_analytics` and return settings that host it: no connector
-    sources, no contracts, the repository's policies and a promotion policy that lets governance
-    findings warn (the fixture declares no owners or sensitivity)."""
+    """Copy the fixture to `root/shop_analytics` and return settings that host it as it is: no
+    project file (no connectors, default roles, governance findings warn), raw data from seeds."""
     project = root / "shop_analytics"
     shutil.copytree(FIXTURE, project, ignore=shutil.ignore_patterns(*DBT_OWN, "*.duckdb"))
-    config = root / "platform"
-    (config / "contracts").mkdir(parents=True)
-    (config / "sources.yaml").write_text("sources: {}\n")
-    promotion = (REPO_ROOT / "promotion.yaml").read_text()
-    lenient = [
-        line
-        for line in promotion.splitlines()
-        if not line.lstrip().startswith(("governance:", "strict:"))
-    ]
-    assert len(lenient) == len(promotion.splitlines()) - 2, "promotion.yaml changed shape"
-    (config / "promotion.yaml").write_text("\n".join(lenient) + "\n")
+    assert not (project / "elt_project.yml").exists(), "the fixture must carry no platform file"
     return make_settings(
         root / "home",
-        ELT_DBT_PROJECT_DIR=str(project),
-        ELT_SOURCES_CONFIG=str(config / "sources.yaml"),
-        ELT_CONTRACTS_DIR=str(config / "contracts"),
-        ELT_PROMOTION_CONFIG=str(config / "promotion.yaml"),
+        ELT_PROJECT_DIR=str(project),
         ELT_SOURCES_DIR=str(root / "landing"),
     )

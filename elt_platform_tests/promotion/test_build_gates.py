@@ -16,8 +16,8 @@ from elt_platform.launch.runs import (
 )
 from elt_platform.launch.sandboxes import build_sandbox, plan_build
 from elt_platform.orchestration.instance import open_instance
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.sandboxes.create import create_sandbox
 from elt_platform_tests.conftest import make_settings, run_cli
@@ -166,8 +166,8 @@ def test_a_pii_model_promotes_from_staging_but_never_from_its_sandbox_build(demo
     wh = open_warehouse(settings)
     instance = open_instance(settings)
     graph = load_definitions(settings).resolve_asset_graph()
-    policy = load_promotion_policy(settings.promotion_path)
-    contracts = contracts_for(settings.contracts_dir)
+    policy = load_promotion_policy(settings)
+    contracts = contracts_for(settings)
     from_staging = evaluate_candidate(wh, instance, graph, policy, contracts)
     assert not [p for p in from_staging.problems if "masked" in p], from_staging.problems
     assert wh.environments.pointers("prod")["customers"] == from_staging.manifest["customers"]
