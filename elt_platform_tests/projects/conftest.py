@@ -39,3 +39,20 @@ def host_project(root: Path) -> Settings:
         ELT_PROJECT_DIR=str(project),
         ELT_SOURCES_DIR=str(root / "landing"),
     )
+
+
+def classify_unclassified(
+    settings: Settings, root: Path, sensitivity: str = "internal"
+) -> Settings:
+    """The team's next step, still without editing its project: a platform file kept outside it
+    (ELT_PROJECT_FILE) declaring what columns nobody classified are, so sandboxes stop masking
+    them."""
+    file = root / "platform" / "elt_project.yml"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(f"version: 1\npolicies:\n  defaults:\n    sensitivity: {sensitivity}\n")
+    return make_settings(
+        settings.home,
+        ELT_PROJECT_DIR=str(settings.dbt_project_dir),
+        ELT_PROJECT_FILE=str(file),
+        ELT_SOURCES_DIR=str(settings.sources_dir),
+    )

@@ -2,7 +2,9 @@
 snapshot, an ephemeral model, a unit test, a two-parent singular test, a vendored package, partial
 YAML, no meta) runs the whole cycle from an untouched copy: staging twice (the second build
 recomputes nothing), promote, sandbox -> edit -> build -> diff, staging recomputes only the change,
-promote it, roll back. The platform writes nothing into the project but dbt's own target/."""
+promote it, roll back. The platform writes nothing into the project but dbt's own target/. The
+first release is built with no platform file at all; before the sandbox, the team declares its
+unclassified columns `internal` in a platform file kept outside the project."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from elt_platform.launch.sandboxes import build_sandbox, plan_build
 from elt_platform.orchestration.instance import open_instance
 from elt_platform.sandboxes.create import create_sandbox
 from elt_platform.sandboxes.env_diff import diff_sides, primary_keys, resolve_side
-from elt_platform_tests.projects.conftest import host_project, tree_digest
+from elt_platform_tests.projects.conftest import classify_unclassified, host_project, tree_digest
 
 SANDBOX = "ride_exp"
 EPHEMERAL = "models/intermediate/int_rentals_enriched.sql"
@@ -75,6 +77,9 @@ def cycle(tmp_path_factory):
     }
     out["promoted"] = promote_via_sensor(settings, actor="test")
     out["after_platform"] = tree_digest(project)
+    # With no platform file every column is unclassified, so a sandbox would see it masked; the
+    # team classifies them from outside the project to compare real values in its sandbox.
+    settings = out["settings"] = classify_unclassified(settings, tmp_path_factory.mktemp("team"))
 
     create_sandbox(wh, SANDBOX, owner="ana@example.com", instance=open_instance(settings))
     model = project / EPHEMERAL
