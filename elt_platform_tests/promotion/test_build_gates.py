@@ -133,6 +133,11 @@ def test_the_analyst_path_promotes_and_staging_recomputes_only_the_change(demo):
         project, ENRICHED, "    orders.updated_at\nfrom orders",
         "    orders.updated_at,\n    orders.quantity >= 5 as is_bulk_order\nfrom orders",
     )  # fmt: skip
+    _edit(  # the analyst documents the new column (the demo's governance policy is strict)
+        project, "models/intermediate/_intermediate.yml", "    columns:\n",
+        "    columns:\n      - name: is_bulk_order\n        description: Five items or more.\n"
+        "        config:\n          meta: {sensitivity: internal}\n",
+    )  # fmt: skip
     sandbox = build_sandbox(settings, "bulk")
     assert sandbox.outcome and sandbox.outcome.success, sandbox.outcome
     changed = {"int_orders_enriched", "customers", "orders", "daily_revenue"}
