@@ -25,6 +25,7 @@ ENV_VARS = {
     "policies_path": "ELT_POLICIES",
     "promotion_path": "ELT_PROMOTION_CONFIG",
     "environments_path": "ELT_ENVIRONMENTS_CONFIG",
+    "ledger_anchor_path": "ELT_LEDGER_ANCHOR",
 }
 
 
@@ -41,6 +42,9 @@ class Settings:
     policies_path: Path
     promotion_path: Path
     environments_path: Path
+    # Where the ledger's head is anchored outside the metadata store (append-only storage in a
+    # real deployment; by default a file beside the warehouse).
+    ledger_anchor_path: Path
 
     @property
     def warehouse_dir(self) -> Path:
@@ -83,4 +87,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         policies_path=path("policies_path", REPO_ROOT / "policies.yaml"),
         promotion_path=path("promotion_path", REPO_ROOT / "promotion.yaml"),
         environments_path=path("environments_path", REPO_ROOT / "environments.yaml"),
+        ledger_anchor_path=path("ledger_anchor_path", home / "ledger-anchors.jsonl"),
     )

@@ -140,5 +140,7 @@ def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.
     verb = "would collect" if dry_run else "collected"
     console.print(
         f"{verb} {len(report.collected_releases)} releases and {len(report.deleted_versions)} "
-        f"versions ({report.freed_bytes:,} bytes); kept {len(report.kept_releases)} releases"
+        f"versions ({report.freed_bytes:,} bytes); kept {len(report.kept_releases)} releases; "
+        f"{'would remove' if dry_run else 'removed'} {len(report.pending_removed)} stale pending "
+        "files of interrupted writers"
     )

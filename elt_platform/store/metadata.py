@@ -98,6 +98,9 @@ def _migrate(con: sqlite3.Connection) -> None:
     columns = {r[1] for r in con.execute("PRAGMA table_info(releases)")}
     if "collected_at" not in columns:
         con.execute("ALTER TABLE releases ADD COLUMN collected_at TEXT")
+    columns = {r[1] for r in con.execute("PRAGMA table_info(versions)")}
+    if "files_json" not in columns:  # size and checksum of each file (store/checksums.py)
+        con.execute("ALTER TABLE versions ADD COLUMN files_json TEXT")
 
 
 def utc_now() -> str:

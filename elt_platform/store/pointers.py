@@ -133,8 +133,16 @@ class EnvironmentRegistry:
             ).fetchall()
         return {r["asset"]: r["run_id"] for r in rows}
 
-    def set_pointers(self, name: str, pointers: dict[str, str], *, run_id: str | None) -> None:
-        """Point several assets of a buildable environment at new versions, atomically."""
+    def set_pointers(
+        self,
+        name: str,
+        pointers: dict[str, str],
+        *,
+        run_id: str | None,
+        on_commit: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Point several assets of a buildable environment at new versions, atomically; `on_commit`
+        writes related rows (the audit ledger entry) in that same transaction."""
         record = self.get(name)
         if record.environment.is_prod:
             raise WriteNotAllowed("prod pointers change only by publishing a release")
@@ -148,6 +156,8 @@ class EnvironmentRegistry:
                     " run_id = excluded.run_id",
                     (name, asset, version_id, now, run_id),
                 )
+            if on_commit is not None:
+                on_commit(tx)
 
 
 def _row(con: sqlite3.Connection, name: str):
