@@ -41,6 +41,9 @@ class AccessControl:
         self.wh = wh
         self.settings = settings
         self._identity = identity
+        # Owners of environments this caller dropped: cleaning up after a drop (its catalog, the
+        # versions it owned) is still checked against the owner it had.
+        self._dropped_owners: dict[str, str | None] = {}
 
     @property
     def policies(self) -> Policies:
@@ -194,8 +197,12 @@ class AccessControl:
             return self.wh.catalogs.connect(environment)
         return GovernedCatalogs(self.wh, masked, self.levels()).connect(environment)
 
+    def remember_owner(self, environment: str) -> None:
+        """Keep `environment`'s owner for the checks that follow its drop."""
+        self._dropped_owners[environment] = self._owner(environment)
+
     def _owner(self, environment: str) -> str | None:
         try:
             return self.wh.environments.get(environment).owner
         except UnknownEnvironment:
-            return None
+            return self._dropped_owners.get(environment)

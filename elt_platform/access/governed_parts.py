@@ -60,6 +60,7 @@ class GovernedEnvironments:
 
     def drop(self, name: str, *, on_commit: OnCommit | None = None) -> None:
         self._access.check(WRITE, name)
+        self._access.remember_owner(name)
         on_commit = on_commit or self._entry(LedgerKind.SANDBOX_DROPPED, name, {})
         self._inner.drop(name, on_commit=on_commit)
 
