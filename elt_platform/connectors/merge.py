@@ -4,9 +4,9 @@ Rows of the batch whose key is new are appended; a row whose key is already load
 old row if its content differs and is dropped if identical (look-back re-reads, replayed pages).
 Within a batch, identical repeats of a row collapse into one, but two different rows with the
 same key are a conflict nothing can resolve: the load fails naming them (a contract under the
-`quarantine` drift policy diverts such rows before they get here). Previous parts that no key touches are reused
-(hard-linked), so an incremental version costs O(new data), and the content id does not depend on
-how rows are split into parts.
+`quarantine` drift policy diverts such rows before they get here). Previous parts that no key
+touches are reused (hard-linked), so an incremental version costs O(new data), and the content id
+does not depend on how rows are split into parts.
 """
 
 from __future__ import annotations
