@@ -22,7 +22,9 @@ def _as(settings, user: str, role: str) -> dict:
 
 def _query_denials(settings) -> list:
     auditor = as_identity(settings, "al@x.org", "auditor")
-    return [e for e in auditor.ledger.entries(kind="access.denied") if e.params["action"] == "query"]
+    return [
+        e for e in auditor.ledger.entries(kind="access.denied") if e.params["action"] == "query"
+    ]
 
 
 def _attempts(settings, tmp_path) -> list[tuple[str, str]]:
