@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import dagster as dg
 
-from elt_platform.access.facade import open_warehouse
+from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.assembly import build_definitions
 from elt_platform.audit.openlineage_runs import emit_after_run
 from elt_platform.environments import environment_from_name, require_buildable
@@ -78,7 +78,25 @@ def build_environment(
     env = require_buildable(environment_from_name(environment))
     warehouse = open_warehouse(settings)
     warehouse.environments.get(env.name)  # unknown environment -> clear error, nothing run
-    warehouse.locks.ensure_free(env.name)  # busy environment -> clear error, nothing run
+    # Busy environment -> clear error, nothing run. Held until the run ends (the run's own
+    # acquire re-enters it), so no second writer can start in between.
+    warehouse.locks.acquire(env.name, holder=f"a build of {env.name} ({warehouse.identity.actor})")
+    try:
+        return _run_build(settings, env.name, warehouse, selection, instance, tags, log_level)
+    finally:
+        warehouse.locks.release_all()
+
+
+def _run_build(
+    settings: Settings,
+    environment: str,
+    warehouse: GovernedWarehouse,
+    selection: list[str] | None,
+    instance: dg.DagsterInstance | None,
+    tags: dict[str, str] | None,
+    log_level: str,
+) -> BuildOutcome:
+    env = environment_from_name(environment)
     instance = instance or open_instance(settings)
     sync_environment_partitions(instance, [r.name for r in warehouse.environments.list()])
     defs = load_definitions(settings)
