@@ -11,7 +11,7 @@ import time
 from elt_platform.settings import REPO_ROOT
 
 # Each suite module exposes run(results_dir, ...) -> list[dict]; missing modules are skipped.
-SUITES = ("publish", "pipeline", "connectors", "sandboxes", "contracts")
+SUITES = ("publish", "pipeline", "connectors", "sandboxes", "contracts", "integrity")
 
 
 def _markdown(entries: list[dict]) -> str:
@@ -60,7 +60,10 @@ def _quick_kwargs(suite: str) -> dict:
     return {
         "publish": {"sizes": (10_000, 100_000)},
         "pipeline": {"rows": 10_000},
-    }.get(suite, {"rows": 10_000} if suite in {"connectors", "sandboxes", "contracts"} else {})
+    }.get(
+        suite,
+        {"rows": 10_000} if suite in {"connectors", "sandboxes", "contracts", "integrity"} else {},
+    )
 
 
 if __name__ == "__main__":
