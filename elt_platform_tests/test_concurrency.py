@@ -61,7 +61,7 @@ def test_a_launcher_holds_the_lock_across_its_in_process_run(platform_home):
     run re-enters the lock), so no second writer starts in the gap between check and run."""
     wh = open_warehouse(platform_home)
     launcher = EnvironmentLocks(wh.root / "locks")
-    launcher.acquire(STAGING, holder="a build of staging (user:test)")
+    launcher.acquire(STAGING, holder="a build of staging (user:test)", share_in_process=True)
     try:
         outcome = build_environment(platform_home, STAGING, selection=["raw/products"])
         assert outcome.success, outcome.error  # the run re-entered its launcher's lock

@@ -51,6 +51,12 @@ class GovernedEnvironments:
         self._access.check(READ, name)
         return self._inner.pointer_runs(name)
 
+    def set_pointers(self, name: str, pointers: dict[str, str], *, run_id: str | None) -> None:
+        """Move pointers of a buildable environment (ledgered); builds use `commit_pointers`."""
+        self._access.check(WRITE, name)
+        entry = self._entry(LedgerKind.POINTERS_COMMITTED, name, {}, assets=pointers)
+        self._inner.set_pointers(name, pointers, run_id=run_id, on_commit=entry)
+
     def create_sandbox(
         self, name: str, *, owner: str | None = None, on_commit: OnCommit | None = None, **kwargs
     ) -> EnvironmentRecord:
@@ -64,10 +70,10 @@ class GovernedEnvironments:
         on_commit = on_commit or self._entry(LedgerKind.SANDBOX_DROPPED, name, {})
         self._inner.drop(name, on_commit=on_commit)
 
-    def _entry(self, kind: str, name: str, params: dict) -> OnCommit:
+    def _entry(self, kind: str, name: str, params: dict, assets: dict | None = None) -> OnCommit:
         actor = self._access.identity.actor
         return lambda tx: self._ledger.append(
-            kind, actor=actor, environment=name, params=params, tx=tx
+            kind, actor=actor, environment=name, params=params, assets=assets, tx=tx
         )
 
 
@@ -181,6 +187,7 @@ class GovernedCatalogAccess:
     def __init__(self, inner: CatalogStore, access: AccessControl) -> None:
         self._inner, self._access = inner, access
         self.sandbox_relations = inner.sandbox_relations
+        self.dir = inner.dir  # where catalog files live (their content is read through connect)
 
     def connect(self, environment: str) -> duckdb.DuckDBPyConnection:
         return self._access.connect(environment)

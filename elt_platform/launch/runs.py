@@ -80,7 +80,11 @@ def build_environment(
     warehouse.environments.get(env.name)  # unknown environment -> clear error, nothing run
     # Busy environment -> clear error, nothing run. Held until the run ends (the run's own
     # acquire re-enters it), so no second writer can start in between.
-    warehouse.locks.acquire(env.name, holder=f"a build of {env.name} ({warehouse.identity.actor})")
+    warehouse.locks.acquire(
+        env.name,
+        holder=f"a build of {env.name} ({warehouse.identity.actor})",
+        share_in_process=True,
+    )
     try:
         return _run_build(settings, env.name, warehouse, selection, instance, tags, log_level)
     finally:

@@ -1,8 +1,9 @@
 """Exclusive per-environment write locks (fcntl), released by the kernel if the holder dies.
 
-A lock belongs to the process: a launcher that locks an environment and then executes the run
-in-process (`elt build`) keeps it across the run, whose own acquire re-enters it, so no other
-writer can slip in between the launcher's check and the run's start.
+A launcher that locks an environment and then executes the run in-process (`elt build`) shares
+its lock with that process: the run's own acquire re-enters it, so no other writer can slip in
+between the launcher's check and the run's start. Any other holder, in this process or another,
+is refused.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import IO
 
 from elt_platform.errors import EnvironmentBusy
 
-# Lock file -> (open handle holding the flock, number of holders in this process).
-_PROCESS_LOCKS: dict[Path, tuple[IO[str], int]] = {}
+# Lock file -> (open handle holding the flock, holders in this process, shared in the process).
+_PROCESS_LOCKS: dict[Path, tuple[IO[str], int, bool]] = {}
 _GUARD = threading.Lock()
 
 
@@ -29,16 +30,23 @@ class EnvironmentLocks:
     lock_dir: Path
     _held: dict[str, Path] = field(default_factory=dict)
 
-    def acquire(self, environment: str, holder: str) -> None:
-        """Take the write lock for `environment` or fail at once naming the current holder."""
+    def acquire(self, environment: str, holder: str, *, share_in_process: bool = False) -> None:
+        """Take the write lock for `environment` or fail at once naming the current holder.
+        `share_in_process`: a launcher lets the run it executes in this process re-enter it."""
         if environment in self._held:
             return
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         path = (self.lock_dir / f"{environment}.lock").resolve()
         with _GUARD:
-            if path in _PROCESS_LOCKS:  # this process holds it already (launcher + its run)
-                handle, count = _PROCESS_LOCKS[path]
-                _PROCESS_LOCKS[path] = (handle, count + 1)
+            if path in _PROCESS_LOCKS:
+                handle, count, shared = _PROCESS_LOCKS[path]
+                if not shared:
+                    handle.seek(0)
+                    raise EnvironmentBusy(
+                        f"environment {environment!r} is being written by "
+                        f"{_describe(handle.read())}"
+                    )
+                _PROCESS_LOCKS[path] = (handle, count + 1, shared)
                 self._held[environment] = path
                 return
             handle = open(path, "a+")  # noqa: SIM115 - kept open while the lock is held
@@ -55,7 +63,7 @@ class EnvironmentLocks:
             handle.truncate()
             handle.write(json.dumps({"holder": holder, "pid": os.getpid()}))
             handle.flush()
-            _PROCESS_LOCKS[path] = (handle, 1)
+            _PROCESS_LOCKS[path] = (handle, 1, share_in_process)
             self._held[environment] = path
 
     def ensure_free(self, environment: str) -> None:
@@ -72,9 +80,9 @@ class EnvironmentLocks:
     def _release(self, environment: str) -> None:
         path = self._held.pop(environment)
         with _GUARD:
-            handle, count = _PROCESS_LOCKS[path]
+            handle, count, shared = _PROCESS_LOCKS[path]
             if count > 1:
-                _PROCESS_LOCKS[path] = (handle, count - 1)
+                _PROCESS_LOCKS[path] = (handle, count - 1, shared)
                 return
             del _PROCESS_LOCKS[path]
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -75,7 +75,7 @@ def test_strict_authentication_refuses_users_nobody_pinned(installation, tmp_pat
     strict = _policy(
         tmp_path,
         ("users: {}", PINNED),
-        ("default_role: engineer", "auth:\n  strict: true\ndefault_role: engineer"),
+        ("auth:\n  strict: false", "auth:\n  strict: true"),
     )
     with pytest.raises(AccessDenied, match="not a known user"):
         as_identity(
