@@ -10,7 +10,6 @@ from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import environment_from_name, require_buildable
-from elt_platform.launch.runs import build_environment
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -26,6 +25,8 @@ def build(
     select: list[str] = typer.Option(None, "--select", "-s", help="Asset key, e.g. raw/orders."),
 ) -> None:
     """Materialize assets in one environment as a Dagster run."""
+    from elt_platform.launch.runs import build_environment  # Dagster + dbt: only when building
+
     settings = load_settings()
     require_buildable(environment_from_name(environment))  # prod: refused before anything runs
     wh = open_warehouse(settings)

@@ -138,7 +138,12 @@ def anchor_problems_for(
             )
         )
     anchored_up_to = max((a.seq for a in anchors), default=0)
-    unanchored = [e for e in entries if e.kind in RELEASE_KINDS and e.seq > anchored_up_to]
+    # Entries from before anchoring existed (no recorded state) were never anchored.
+    unanchored = [
+        e
+        for e in entries
+        if e.kind in RELEASE_KINDS and e.seq > anchored_up_to and e.state is not None
+    ]
     if unanchored:
         e = unanchored[0]
         problems.append(
