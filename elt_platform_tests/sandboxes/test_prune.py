@@ -80,7 +80,12 @@ def test_ttl_schedule_archives_then_drops_expired_sandboxes_and_only_their_own_d
     ]
     assert archived["owner"] == "ana@example.com"
     kinds = [e.kind for e in wh.ledger.entries(environment="short_lived")]
-    assert kinds == ["sandbox.created", "pointers.committed", "pointers.committed", "sandbox.pruned"]
+    assert kinds == [
+        "sandbox.created",
+        "pointers.committed",
+        "pointers.committed",
+        "sandbox.pruned",
+    ]
     assert wh.ledger.verify().ok
 
 
