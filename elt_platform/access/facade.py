@@ -144,8 +144,9 @@ class GovernedWarehouse:
                 cursor = con.execute(checked.sql)
                 rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
             except duckdb.PermissionException as exc:  # a guard gap the engine still closed
+                reason = _first_line(exc)
                 self.access.refuse(
-                    QUERY, env, _first_line(exc), error=QueryRefused, message="query refused"
+                    QUERY, env, reason, error=QueryRefused, message=f"query refused: {reason}"
                 )
                 raise
             except duckdb.Error as exc:
