@@ -27,8 +27,11 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/elt demo
 
+# Temp folders under the checkout: pytest keeps only its last three session folders per temp
+# root, so test sessions of two checkouts sharing /tmp would delete each other's files.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q elt_platform_tests
+	mkdir -p .pytest_tmp
+	PYTEST_DEBUG_TEMPROOT=$(CURDIR)/.pytest_tmp $(BIN)/python -m pytest -q elt_platform_tests
 
 dev: $(STAMP)
 	$(BIN)/elt dev --port $(PORT)

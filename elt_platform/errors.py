@@ -51,7 +51,7 @@ class NothingToPublish(EltError):
 
 
 class MissingDbtProject(EltError):
-    hint = "set ELT_DBT_PROJECT_DIR to a folder containing dbt_project.yml"
+    hint = "set ELT_PROJECT_DIR to a dbt project folder (one holding dbt_project.yml)"
 
 
 class MissingSourceData(EltError):
@@ -63,7 +63,7 @@ class ConfigError(EltError):
 
 
 class ContractError(EltError):
-    hint = "fix the contract file at the line shown (see contracts/README or an existing contract)"
+    hint = "fix the dbt YAML at the key shown (models/**/*.yml; see README: data contracts)"
 
 
 class InvalidLedgerEntry(EltError):
@@ -111,11 +111,11 @@ class SourceUnavailable(EltError):
 
 
 class SourceAuthError(EltError):
-    hint = "check the credentials in the environment variable named in sources.yaml"
+    hint = "check the credentials in the environment variable named in elt_project.yml (connectors)"
 
 
 class SourceNotFound(EltError):
-    hint = "check the url, table or endpoint of the source in sources.yaml"
+    hint = "check the url, table or endpoint of the source in elt_project.yml (connectors)"
 
 
 class ReleaseCollected(UnknownRelease):
@@ -123,7 +123,7 @@ class ReleaseCollected(UnknownRelease):
 
 
 class PolicyError(EltError):
-    hint = "fix policies.yaml (or the file in ELT_POLICIES) at the line shown"
+    hint = "fix the `policies:` section of elt_project.yml at the line shown"
 
 
 class AccessDenied(EltError):
@@ -131,7 +131,7 @@ class AccessDenied(EltError):
 
 
 class PrivacyBudgetExceeded(EltError):
-    hint = "the consumer's privacy budget for this dataset is spent; raise it in policies.yaml"
+    hint = "the consumer's privacy budget for this dataset is spent; raise it in elt_project.yml"
 
 
 class InvalidPrivacyParameters(EltError):

@@ -17,16 +17,15 @@ REPO_ROOT = PACKAGE_ROOT.parent
 # Settings field -> environment variable that sets it.
 ENV_VARS = {
     "home": "ELT_HOME",
-    "dbt_project_dir": "ELT_DBT_PROJECT_DIR",
+    "dbt_project_dir": "ELT_PROJECT_DIR",
     "sources_dir": "ELT_SOURCES_DIR",
-    "sources_config": "ELT_SOURCES_CONFIG",
     "dagster_home": "DAGSTER_HOME",
-    "contracts_dir": "ELT_CONTRACTS_DIR",
-    "policies_path": "ELT_POLICIES",
-    "promotion_path": "ELT_PROMOTION_CONFIG",
-    "environments_path": "ELT_ENVIRONMENTS_CONFIG",
     "ledger_anchor_path": "ELT_LEDGER_ANCHOR",
+    "project_file_override": "ELT_PROJECT_FILE",
+    "openlineage_url": "ELT_OPENLINEAGE_URL",
 }
+ALIASES = {"ELT_PROJECT_DIR": "ELT_DBT_PROJECT_DIR"}  # the name earlier versions read
+PROJECT_FILE_NAME = "elt_project.yml"
 
 
 @dataclass(frozen=True)
@@ -34,17 +33,15 @@ class Settings:
     """Filesystem layout and configuration files of one platform installation."""
 
     home: Path
-    dbt_project_dir: Path
-    sources_dir: Path
-    sources_config: Path
+    dbt_project_dir: Path  # the project: a dbt project folder (dbt_project.yml)
+    sources_dir: Path  # landing folder of file connectors
     dagster_home: Path
-    contracts_dir: Path
-    policies_path: Path
-    promotion_path: Path
-    environments_path: Path
     # Where the ledger's head is anchored outside the metadata store (append-only storage in a
     # real deployment; by default a file beside the warehouse).
     ledger_anchor_path: Path
+    project_file_override: Path | None = None  # the platform file, when not inside the project
+    # Where OpenLineage events go: an HTTP endpoint, or None for the warehouse's JSON-lines file.
+    openlineage_url: str | None = None
 
     @property
     def warehouse_dir(self) -> Path:
@@ -60,13 +57,27 @@ class Settings:
         return self.home / "dbt"
 
     @property
+    def openlineage_events_path(self) -> Path:
+        """The JSON-lines file OpenLineage events are appended to when no URL is set."""
+        return self.warehouse_dir / "openlineage" / "events.jsonl"
+
+    @property
+    def project_file(self) -> Path:
+        """The project's optional platform file (`elt_project.yml` inside it by default)."""
+        return self.project_file_override or self.dbt_project_dir / PROJECT_FILE_NAME
+
+    @property
     def manifest_path(self) -> Path:
         return self.dbt_project_dir / "target" / "manifest.json"
 
     def to_environ(self) -> dict[str, str]:
         """The environment variables that make `load_settings` return these settings (for child
         processes and for resources, whose config must be plain values)."""
-        return {ENV_VARS[f.name]: str(getattr(self, f.name)) for f in fields(self)}
+        return {
+            ENV_VARS[f.name]: str(getattr(self, f.name))
+            for f in fields(self)
+            if getattr(self, f.name) is not None
+        }
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,18 +85,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
 
     def path(name: str, default: Path) -> Path:
-        return Path(env.get(ENV_VARS[name]) or str(default)).resolve()
+        var = ENV_VARS[name]
+        return Path(env.get(var) or env.get(ALIASES.get(var, "")) or str(default)).resolve()
 
     home = path("home", Path.cwd() / ".elt")
     return Settings(
         home=home,
         dbt_project_dir=path("dbt_project_dir", REPO_ROOT / "dbt_project"),
         sources_dir=path("sources_dir", home / "sources"),
-        sources_config=path("sources_config", REPO_ROOT / "sources.yaml"),
         dagster_home=path("dagster_home", home / "dagster_home"),
-        contracts_dir=path("contracts_dir", REPO_ROOT / "contracts"),
-        policies_path=path("policies_path", REPO_ROOT / "policies.yaml"),
-        promotion_path=path("promotion_path", REPO_ROOT / "promotion.yaml"),
-        environments_path=path("environments_path", REPO_ROOT / "environments.yaml"),
         ledger_anchor_path=path("ledger_anchor_path", home / "ledger-anchors.jsonl"),
+        project_file_override=Path(env["ELT_PROJECT_FILE"]).resolve()
+        if env.get("ELT_PROJECT_FILE")
+        else None,
+        openlineage_url=env.get(ENV_VARS["openlineage_url"]) or None,
     )

@@ -9,11 +9,20 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.settings import Settings, load_settings
 
 DEMO_ROWS = 2_000
+
+
+def edit_yaml(path: Path, edit) -> Path:
+    """Load a YAML file, let `edit(data)` change it in place, write it back (comments are lost)."""
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def make_settings(home: Path, **overrides: str) -> Settings:
@@ -52,14 +61,18 @@ def platform_home(tmp_path_factory, sources_dir, demo_api) -> Settings:
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
-    return {
+    """The environment a user of `settings`' installation runs `elt` in."""
+    env = {
         **os.environ,
         "ELT_HOME": str(settings.home),
         "DAGSTER_HOME": str(settings.dagster_home),
         "ELT_SOURCES_DIR": str(settings.sources_dir),
-        "ELT_DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+        "ELT_PROJECT_DIR": str(settings.dbt_project_dir),
         "COLUMNS": "200",
     }
+    if settings.project_file_override is not None:
+        env["ELT_PROJECT_FILE"] = str(settings.project_file_override)
+    return env
 
 
 def run_cli(settings: Settings, *args: str, env: dict | None = None, check: bool = False):

@@ -24,7 +24,7 @@ def test_invalid_environment_name_is_a_one_line_error(platform_home):
 
 
 def test_missing_dbt_project_is_a_one_line_error(platform_home, tmp_path):
-    env = {**cli_env(platform_home), "ELT_DBT_PROJECT_DIR": str(tmp_path / "nope")}
+    env = {**cli_env(platform_home), "ELT_PROJECT_DIR": str(tmp_path / "nope")}
     proc = run_cli(platform_home, "build", "staging", env=env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: no dbt project at"), proc.stderr

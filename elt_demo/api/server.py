@@ -25,7 +25,7 @@ from elt_demo.api.data import TableData, json_value
 from elt_demo.api.faults import FaultInjector, FaultPlan
 
 HOST = "127.0.0.1"
-URL_ENV = "ELT_DEMO_API_URL"  # overrides the payments source's base_url (sources.yaml)
+URL_ENV = "ELT_DEMO_API_URL"  # overrides the payments source's base_url (elt_project.yml)
 TOKEN_ENV = "ELT_DEMO_API_TOKEN"  # the bearer token the connector sends
 MAX_PAGE_SIZE = 10_000
 

@@ -10,8 +10,8 @@ import duckdb
 
 from elt_demo.synthetic import SyntheticSpec, generate_frames
 from elt_platform.checks.contract import check_contract
-from elt_platform.project.contracts.files import load_contracts
-from elt_platform.settings import REPO_ROOT
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.settings import load_settings
 from elt_platform.store.warehouse import Warehouse
 
 
@@ -26,7 +26,7 @@ def run(results_dir: Path, rows: int = 10_000_000) -> list[dict]:
         version = wh.versions.write_query(
             con, "raw/orders", "SELECT * FROM orders_frame", environment="staging"
         )
-        contract = load_contracts(REPO_ROOT / "contracts")["raw/orders"]
+        contract = contracts_for(load_settings())["raw/orders"]  # the demo project's dbt YAML
         started = time.perf_counter()
         outcome = check_contract(version, contract)
         validate_s = time.perf_counter() - started

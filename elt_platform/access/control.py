@@ -12,7 +12,8 @@ from elt_platform.access.identity import Identity, identity_problem, resolve_ide
 from elt_platform.access.sensitivity import SensitivityMap, declared_sensitivity
 from elt_platform.environments import PROD, EnvironmentKind, kind_of
 from elt_platform.errors import AccessDenied, UnknownEnvironment
-from elt_platform.project.policies import Policies, RolePolicy, load_policies
+from elt_platform.project.policies import Policies, RolePolicy
+from elt_platform.project.project_file import load_policies
 from elt_platform.settings import Settings
 from elt_platform.store.ledger import LedgerKind
 from elt_platform.store.warehouse import Warehouse
@@ -47,7 +48,7 @@ class AccessControl:
 
     @property
     def policies(self) -> Policies:
-        return load_policies(self.settings.policies_path)  # cached until the file changes
+        return load_policies(self.settings)  # cached until the file changes
 
     def levels(self) -> SensitivityMap:
         """Declared column sensitivity (what governed catalogs mask by)."""

@@ -219,7 +219,7 @@ def open_store(settings: Settings) -> Warehouse:
     return Warehouse(
         settings.warehouse_dir,
         sandbox_relations=sandbox_relation_sql,
-        code_version=lambda: current_code_version().label,
+        code_version=lambda: current_code_version(settings.dbt_project_dir).label,
         anchor=LedgerAnchor(settings.ledger_anchor_path, ledger_key),
     )
 

@@ -12,8 +12,8 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from elt_platform.access.masking import AUTO, masked_select, masking_key
-from elt_platform.access.masking_policy import load_masking_policy
+from elt_platform.access.masking import masked_select, masking_key, sandbox_masks
+from elt_platform.access.masking_policy import AUTO, KEEP, load_masking_policy, rule_of
 from elt_platform.access.sensitivity import SensitivityMap
 from elt_platform.environments import EnvironmentKind
 from elt_platform.store.catalog import CatalogStore, RelationSql
@@ -53,16 +53,16 @@ class GovernedCatalogs(CatalogStore):
 
     def relation_sql_for(self, record: EnvironmentRecord) -> RelationSql:
         base = super().relation_sql_for(record)
-        # In a sandbox, PII columns of the stored masking policy are already masked by the base
-        # view (or were computed from masked inputs): masking them twice would change the tokens.
+        # In a sandbox, the columns the sandbox masks are already masked by the base view (or were
+        # computed from masked inputs): masking them twice would change the tokens.
         stored = load_masking_policy(self.versions.meta)
-        masked_below = stored if record.environment.kind is EnvironmentKind.SANDBOX else {}
+        in_sandbox = record.environment.kind is EnvironmentKind.SANDBOX
 
         def relation(asset: str, version: Version) -> str:
             inner = base(asset, version)
-            skip = masked_below.get(asset, {})
+            skip = sandbox_masks(stored, asset, version.schema) if in_sandbox else {}
             rules = {
-                c: stored.get(asset, {}).get(c, AUTO)
+                c: rule if (rule := rule_of(stored, asset, c)) != KEEP else AUTO
                 for c in columns_to_mask(asset, version.schema, self.masked, self.levels)
                 if c not in skip
             }

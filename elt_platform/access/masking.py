@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 from elt_platform.access.masking_policy import (
     AUTO,
+    KEEP,
     PiiColumns,
     load_masking_policy,
     masked_versions,
+    rule_of,
 )
 from elt_platform.sqlident import quote_ident, sql_literal
 from elt_platform.store.metadata import MetadataStore
@@ -179,6 +181,15 @@ def masked_select(
     )
 
 
+def sandbox_masks(
+    policy: PiiColumns, asset: str, schema: tuple[tuple[str, str], ...]
+) -> dict[str, str]:
+    """column -> rule of the columns a sandbox masks in `asset`: its PII columns, and every
+    column the project has not classified (undeclared, or added in a sandbox) until it is."""
+    rules = {c: rule_of(policy, asset, c) for c, _ in schema}
+    return {c: rule for c, rule in rules.items() if rule != KEEP}
+
+
 def masking_relation_sql(meta: MetadataStore, policy: PiiColumns, key: MaskingKey) -> RelationSql:
     """Relation SQL for a sandbox: masked, except versions already computed from masked inputs."""
 
@@ -186,7 +197,7 @@ def masking_relation_sql(meta: MetadataStore, policy: PiiColumns, key: MaskingKe
 
     def relation(asset: str, version: Version) -> str:
         nonlocal already_masked
-        rules = policy.get(asset)
+        rules = sandbox_masks(policy, asset, version.schema)
         if not rules:
             return f"SELECT * FROM {version.scan_sql}"
         if already_masked is None:  # one query for a whole catalog, on first need

@@ -1,6 +1,6 @@
 """The stored masking policy every sandbox catalog uses: which columns are PII and how to mask them.
 
-The declarations are the project's (`access/sensitivity.pii_masking_rules`). The policy is
+The declarations are the project's (`access/sensitivity.masking_rules`). The policy is
 persisted in the metadata store because catalogs are rebuilt by code that has no dbt project
 at hand.
 """
@@ -13,6 +13,8 @@ from elt_platform.store.metadata import MetadataStore, utc_now
 
 PiiColumns = dict[str, dict[str, str]]  # asset -> column -> masking rule ("auto" = by name/type)
 AUTO = "auto"
+KEEP = "keep"  # a classified column below PII: sandboxes show it; unlisted columns are masked
+ANY = "*"  # policy[ANY][ANY]: the rule of a column listed nowhere (absent: masked)
 # Version parameter set on versions computed in a sandbox from masked inputs.
 MASKED_PARAM = "pii_masked"
 
@@ -25,6 +27,12 @@ CREATE TABLE IF NOT EXISTS masking_policy (
     PRIMARY KEY (asset, column_name)
 );
 """
+
+
+def rule_of(policy: PiiColumns, asset: str, column: str) -> str:
+    """How sandboxes show `asset.column`: its own rule, else the project's default for columns
+    declared nowhere, else masked (`auto`): unclassified columns never show raw values."""
+    return policy.get(asset, {}).get(column) or policy.get(ANY, {}).get(ANY, AUTO)
 
 
 def ensure_schema(meta: MetadataStore) -> None:

@@ -8,10 +8,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from elt_platform.access.masking_policy import AUTO, PiiColumns
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.manifest import Manifest, load_manifest
+from elt_platform.access.masking_policy import ANY, AUTO, KEEP, PiiColumns
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.manifest import load_manifest
 from elt_platform.project.policies import Policies
+from elt_platform.project.project_file import load_policies
 from elt_platform.settings import Settings
 
 PRIVATE_SCHEMA_PREFIX = "dp_"  # private aggregates live at dp_<consumer>/<dataset>
@@ -29,51 +30,54 @@ def private_dataset_of(asset: str, policies: Policies) -> str | None:
 
 @dataclass(frozen=True)
 class SensitivityMap:
-    """asset -> column -> declared level; lookups of undeclared columns return None."""
+    """asset -> column -> declared level; an undeclared column has the project's default level
+    (`policies.defaults.sensitivity`), else None: unclassified."""
 
     columns: dict[str, dict[str, str]]
     policies: Policies | None = field(default=None, compare=False)
+    default: str | None = None
 
     def level(self, asset: str, column: str) -> str | None:
         declared = self.columns.get(asset, {}).get(column)
         if declared is None and self.policies and private_dataset_of(asset, self.policies):
             return PUBLIC
-        return declared
+        return declared or self.default
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.columns, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _manifest(settings: Settings) -> Manifest | None:
-    """The prepared manifest (None before the first `dbt parse`)."""
-    try:
-        return load_manifest(settings.manifest_path)
-    except FileNotFoundError:
-        return None
+        blob = json.dumps([self.columns, self.default], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def declared_sensitivity(settings: Settings, policies: Policies | None = None) -> SensitivityMap:
-    """The one reading of column sensitivity: dbt `meta.sensitivity`, with the contracts' levels
-    taking precedence column by column."""
-    manifest = _manifest(settings)
-    columns = {a: dict(c) for a, c in (manifest.column_levels() if manifest else {}).items()}
-    for asset, contract in contracts_for(settings.contracts_dir).items():
-        for col in contract.columns:
-            columns.setdefault(asset, {})[col.name] = str(col.sensitivity)
-    return SensitivityMap(columns, policies)
+    """The one reading of column sensitivity: each column's `meta.sensitivity` in the dbt YAML,
+    else the project file's default (`policies.defaults.sensitivity`), else unclassified."""
+    policies = policies or load_policies(settings)
+    columns = {
+        asset: {c.name: str(c.sensitivity) for c in contract.columns if c.sensitivity}
+        for asset, contract in contracts_for(settings, policies).items()
+    }
+    default = policies.defaults.sensitivity
+    return SensitivityMap(
+        {a: c for a, c in columns.items() if c}, policies, str(default) if default else None
+    )
 
 
-def pii_masking_rules(settings: Settings) -> PiiColumns | None:
-    """asset -> column -> masking rule of every column declared PII (what sandboxes mask); the
-    rule is the column's `meta.masking`, else `auto`. None before the project is parsed: then
-    the stored policy must be kept, not replaced by a partial one (fail closed)."""
-    manifest = _manifest(settings)
-    if manifest is None:
+def masking_rules(settings: Settings) -> PiiColumns | None:
+    """What sandboxes mask: asset -> column -> rule for every classified column — its
+    `meta.masking` rule (else `auto`) for PII, `keep` below PII; any column not listed (undeclared,
+    or added in a sandbox) is masked. None before the project is parsed: the stored policy must
+    then be kept, not replaced by a partial one (fail closed)."""
+    try:
+        manifest = load_manifest(settings.manifest_path)
+    except FileNotFoundError:
         return None
-    rules = manifest.masking_rules("pii")
+    pii_rules = manifest.masking_rules("pii")
+    levels = declared_sensitivity(settings)
     out: PiiColumns = {}
-    for asset, columns in declared_sensitivity(settings).columns.items():
+    for asset, columns in levels.columns.items():
         for column, level in columns.items():
-            if level == "pii":
-                out.setdefault(asset, {})[column] = rules.get(asset, {}).get(column, AUTO)
+            rule = pii_rules.get(asset, {}).get(column, AUTO) if level == "pii" else KEEP
+            out.setdefault(asset, {})[column] = rule
+    if levels.default:  # what a column declared nowhere gets (listed under asset `*`)
+        out[ANY] = {ANY: AUTO if levels.default == "pii" else KEEP}
     return out

@@ -1,1 +1,1 @@
-"""Audit: OpenLineage events, the metadata catalog, run history and the docs site."""
+"""Audit: the metadata catalog, run history, version lineage of releases and the docs site."""

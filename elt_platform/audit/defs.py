@@ -1,12 +1,12 @@
-"""The audit domain's Dagster definitions: OpenLineage emission for every finished run, and the
-living docs site regenerated whenever prod moves (a successful promotion or rollback run)."""
+"""The audit domain's Dagster definitions: the living docs site, regenerated whenever prod moves
+(a successful promotion or rollback run). OpenLineage events are emitted by the steps themselves
+(`orchestration/step_lineage.py`, `orchestration/publish_lineage.py`)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from elt_platform.audit.docs import build_docs
-from elt_platform.audit.openlineage_runs import build_openlineage_sensors
 from elt_platform.orchestration.names import PROMOTE_JOB, ROLLBACK_JOB
 from elt_platform.settings import Settings
 
@@ -33,6 +33,4 @@ def build_docs_sensor(settings: Settings) -> dg.SensorDefinition:
 
 
 def defs(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(
-        sensors=[*build_openlineage_sensors(settings), build_docs_sensor(settings)]
-    )
+    return dg.Definitions(sensors=[build_docs_sensor(settings)])

@@ -1,5 +1,5 @@
 """`elt governance check`: the governance rules every asset must meet, checked from the repository's
-files (dbt project, contracts, sources.yaml, policies.yaml) and, given an installation, from what
+files (the dbt project's YAML and its elt_project.yml) and, given an installation, from what
 its environments actually expose. Runs in `make test` and as a promotion gate.
 
 Rules: every asset has an owner, a retention period and a retention column (or a reason why its
@@ -13,20 +13,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from elt_platform.access.facade import GovernedWarehouse
-from elt_platform.access.masking_policy import PiiColumns, load_masking_policy, masked_at_rest
+from elt_platform.access.masking_policy import (
+    KEEP,
+    PiiColumns,
+    load_masking_policy,
+    masked_at_rest,
+    rule_of,
+)
 from elt_platform.access.sensitivity import (
     declared_sensitivity,
-    pii_masking_rules,
+    masking_rules,
     private_dataset_of,
 )
 from elt_platform.environments import EnvironmentKind
 from elt_platform.errors import EltError
 from elt_platform.project.column_lineage import ROWS, ColumnRef
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.contracts.model import Contract
 from elt_platform.project.lineage import PII, LineageGraph, load_lineage
-from elt_platform.project.policies import PRIVATE_DATASET_INPUTS, Policies, load_policies
+from elt_platform.project.policies import PRIVATE_DATASET_INPUTS, Policies
+from elt_platform.project.project_file import load_policies
 from elt_platform.settings import Settings
 
 
@@ -57,32 +65,32 @@ class ComplianceReport:
 
 
 def check_compliance(
-    settings: Settings, *, wh: GovernedWarehouse | None = None, policies_file: Path | None = None
+    settings: Settings, *, wh: GovernedWarehouse | None = None
 ) -> ComplianceReport:
     """Every violation of the governance rules (an empty report means compliant); given a
     warehouse, also what its environments expose."""
     report = ComplianceReport()
-    path = policies_file or settings.policies_path
-    policies: Policies | None = None
+    path = settings.project_file
     try:
-        policies = load_policies(path)
+        policies = load_policies(settings)
     except EltError as exc:
         located = re.match(r":(\d+): (.*)", exc.args[0].removeprefix(str(path)))
         subject, message = (
             (f"{path.name}:{located[1]}", located[2]) if located else (path.name, exc.args[0])
         )
         report.add(subject, "policy", message)
+        return report  # the project file does not parse: nothing else can be judged from it
     try:
         graph = load_lineage(settings, stored_schemas=wh is not None)
+        contracts = contracts_for(settings, policies)
     except EltError as exc:
         report.add("project", "project", exc.args[0])
         return report
-    if policies is not None:
-        report.roles = len(policies.roles)
-        _check_policy(report, policies, wh)
-    _check_assets(report, graph, policies)
-    _check_lineage(report, graph, pii_masking_rules(settings) or {})
-    if wh is not None and policies is not None:
+    report.roles = len(policies.roles)
+    _check_policy(report, policies, wh)
+    _check_assets(report, graph, contracts, policies)
+    _check_lineage(report, graph, masking_rules(settings) or {})
+    if wh is not None:
         _check_live(report, graph, policies, settings, wh)
     return report
 
@@ -103,27 +111,32 @@ def _check_policy(
                 report.add(f"roles.{role}", "policy", f"references unknown environment {pattern!r}")
 
 
-def _check_assets(report: ComplianceReport, graph: LineageGraph, policies: Policies | None) -> None:
-    governed = policies.assets if policies else {}
+def _check_assets(
+    report: ComplianceReport,
+    graph: LineageGraph,
+    contracts: dict[str, Contract],
+    policies: Policies,
+) -> None:
     for key, info in sorted(graph.assets.items()):
         report.assets += 1
-        extra = governed.get(key)
-        if not (info.owner or (extra and extra.owner)):
-            report.add(key, "owner", "no owner (set it in its contract, dbt meta or policies.yaml)")
-        # Without a readable policy only its own error is reported, not one per asset.
-        if policies is not None and not (info.retention or (extra and extra.retention)):
-            report.add(key, "retention", "no retention period (contract or policies.yaml assets)")
-        if policies is not None and extra is None:
-            report.add(key, "retention", "no retention_column in policies.yaml assets")
-        elif extra is not None and extra.dated and extra.retention_column not in info.columns:
+        contract = contracts.get(key) or Contract(dataset=key)
+        if not (contract.owner or info.owner):
+            report.add(key, "owner", "no owner (dbt meta `owner`, or policies.defaults.owner)")
+        if not contract.retention:
+            report.add(key, "retention", "no retention period (dbt meta `retention`)")
+        if contract.retention_column is None:
             report.add(
-                key, "retention", f"retention_column {extra.retention_column!r} is not a column"
+                key, "retention", "no retention_column (dbt meta `retention_column`, or `none`)"
+            )
+        elif contract.retention_column != "none" and contract.retention_column not in info.columns:
+            report.add(
+                key, "retention", f"retention_column {contract.retention_column!r} is not a column"
             )
         for column, col in sorted(info.columns.items()):
             report.columns += 1
             if not col.sensitivity:
-                report.add(f"{key}.{column}", "sensitivity", "no sensitivity declared")
-    for name, ds in sorted((policies.privacy.datasets if policies else {}).items()):
+                report.add(f"{key}.{column}", "sensitivity", "unclassified (no `meta.sensitivity`)")
+    for name, ds in sorted(policies.privacy.datasets.items()):
         report.assets += 1
         if not (ds.owner and ds.retention):
             report.add(f"privacy.datasets.{name}", "owner", "needs an owner and a retention")
@@ -148,7 +161,8 @@ def _check_lineage(report: ComplianceReport, graph: LineageGraph, masked: PiiCol
                 )
             if info.sensitivity == "public" and graph.effective_sensitivity(ref) == PII:
                 report.add(str(ref), "pii-public", f"PII in {key}, which is marked public")
-            if graph.effective_sensitivity(ref) == PII and column not in masked.get(key, {}):
+            shown = rule_of(masked, key, column) == KEEP
+            if graph.effective_sensitivity(ref) == PII and shown:
                 report.add(
                     str(ref),
                     "pii-sandbox",
@@ -186,7 +200,7 @@ def _check_live(
                 pii = levels.level(asset, column) == PII or (
                     asset in graph.assets and graph.effective_sensitivity(ref) == PII
                 )
-                if pii and column not in stored.get(asset, {}):
+                if pii and rule_of(stored, asset, column) == KEEP:
                     report.add(
                         f"sandbox {record.name}: {ref}",
                         "pii-sandbox",

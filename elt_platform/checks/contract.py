@@ -38,7 +38,10 @@ class GateOutcome:
     failed_rows: int = 0
 
 
-def polars_type(contract_type: str) -> pl.DataType:
+def polars_type(contract_type: str | None) -> pl.DataType | None:
+    """The polars type of a contract type (None: undeclared, any type passes)."""
+    if contract_type is None:
+        return None
     if contract_type in _SIMPLE:
         return _SIMPLE[contract_type]
     match = _DECIMAL.match(contract_type)
@@ -48,9 +51,12 @@ def polars_type(contract_type: str) -> pl.DataType:
 
 
 def pandera_schema(contract: Contract) -> pa.DataFrameSchema:
-    """Types, nullability, uniqueness, ranges, allowed values and regexes from the contract."""
+    """Types, nullability, uniqueness, ranges, allowed values and regexes from the contract (a
+    column with nothing declared is not checked)."""
     columns = {}
     for col in contract.columns:
+        if not col.checkable:
+            continue
         c = col.constraints
         checks = []
         if c.min is not None:

@@ -24,8 +24,9 @@ PLUGIN_GROUP = "elt_platform.cli"  # packages beside the platform (e.g. the demo
 def _register() -> None:
     from importlib.metadata import entry_points
 
-    from elt_platform.cli import build, dbt, dev, env
+    from elt_platform.cli import build, dbt, dev, env, init
 
+    init.register(app)
     app.add_typer(env.app, name="env", help="List and manage environments.")
     app.add_typer(dbt.app, name="dbt", help="dbt project helpers.")
     build.register(app)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -72,12 +71,12 @@ def whoami() -> None:
 
 @app.command("contract")
 def contract(
-    path: Path = typer.Argument(..., help="Contract file to validate and record."),
+    dataset: str = typer.Argument(..., help="Asset whose dbt-YAML declaration to record."),
 ) -> None:
-    """Validate a contract and record the change in the audit ledger (stewards)."""
+    """Record a dataset's current declaration (its dbt YAML) in the audit ledger (stewards)."""
     from elt_platform.governance.contract_changes import record_contract_change
 
-    change = record_contract_change(open_warehouse(load_settings()), path)
+    change = record_contract_change(open_warehouse(load_settings()), dataset)
     if not change.recorded:
         console.print(f"{change.dataset} {change.version}: unchanged since it was last recorded")
         return
@@ -94,14 +93,14 @@ def retention(
 ) -> None:
     """Remove rows older than each asset's retention from every version still held (ledgered)."""
     from elt_platform.governance.retention import enforce_retention
-    from elt_platform.project.contracts.files import contracts_for
+    from elt_platform.project.contracts.from_dbt import contracts_for
 
     if as_of and not dry_run:
         raise ConfigError("--as-of is only allowed with --dry-run", hint="add --dry-run")
     settings = load_settings()
     now = _date(as_of) if as_of else None
     report = enforce_retention(
-        open_warehouse(settings), contracts_for(settings.contracts_dir), now=now, dry_run=dry_run
+        open_warehouse(settings), contracts_for(settings), now=now, dry_run=dry_run
     )
     table = Table("asset", "version", "rows", "expired", "new version", "environments", "releases")
     for r in report.rewrites:
@@ -122,7 +121,7 @@ def retention(
 
 @app.command("dp-release")
 def dp_release(
-    dataset: str = typer.Argument("orders_by_region_month", help="Dataset in policies.yaml."),
+    dataset: str = typer.Argument("orders_by_region_month", help="Private dataset."),
     consumer: str = typer.Option(..., "--consumer", help="Who receives it (lowercase id)."),
     epsilon: float = typer.Option(..., "--epsilon", help="Privacy loss of this release."),
     delta: float = typer.Option(0.0, "--delta", help="Gaussian mechanism only."),
@@ -156,11 +155,12 @@ def dp_release(
 def budget() -> None:
     """Privacy budget spent per dataset and consumer."""
     from elt_platform.governance.budget import all_spend
-    from elt_platform.project.policies import load_policies
+    from elt_platform.project.project_file import load_policies
 
-    policies = load_policies()
+    settings = load_settings()
+    policies = load_policies(settings)
     table = Table("dataset", "consumer", "releases", "epsilon spent", "epsilon budget", "delta")
-    for dataset, consumer, eps, delta, n in all_spend(open_warehouse(load_settings()).meta):
+    for dataset, consumer, eps, delta, n in all_spend(open_warehouse(settings).meta):
         ds = policies.privacy.datasets.get(dataset)
         limit = f"{ds.budget_for(consumer).epsilon:g}" if ds else "-"
         table.add_row(dataset, consumer, str(n), f"{eps:g}", limit, f"{delta:g}")

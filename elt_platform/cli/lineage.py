@@ -1,4 +1,5 @@
-"""`elt lineage ASSET[.COLUMN]`: table or column lineage, with sensitivity along the way."""
+"""`elt lineage ASSET[.COLUMN] [--release R]`: table or column lineage, with sensitivity along
+the way; with a release, the versions behind the asset down to the source datasets."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def lineage(
     target: str = typer.Argument(..., help="ASSET or ASSET.COLUMN, e.g. customers.email."),
     upstream: bool = typer.Option(False, "--upstream", help="Only what it is computed from."),
     downstream: bool = typer.Option(False, "--downstream", help="Only what is computed from it."),
-    release: str = typer.Option(None, "--release", help="Also show which versions fed which."),
+    release: str = typer.Option(
+        None, "--release", help="Also show the versions behind it in a release, down to sources."
+    ),
 ) -> None:
     """Print where an asset or column comes from and what uses it."""
     settings = load_settings()
@@ -36,14 +39,32 @@ def lineage(
     else:
         _print_column(graph, ColumnRef(asset, column), up=upstream or both, down=downstream or both)
     if release:
-        from elt_platform.access.facade import open_warehouse
-        from elt_platform.audit.release_lineage import release_lineage
+        _print_release(settings, release, asset, up=upstream or both, down=downstream or both)
 
-        tree = Tree(f"versions in release {release}")
-        for e in release_lineage(open_warehouse(settings), release):
-            if asset in (e.asset, e.upstream):
-                tree.add(f"{e.upstream}@{e.upstream_version} -> {e.asset}@{e.version}")
-        console.print(tree)
+
+def _print_release(settings, release: str, asset: str, *, up: bool, down: bool) -> None:
+    """The versions behind `asset` in a release, to the source datasets, and what they feed."""
+    from elt_platform.access.facade import open_warehouse
+    from elt_platform.audit.release_lineage import release_chain, release_dependents
+
+    wh = open_warehouse(settings)
+    chain = release_chain(wh, release, asset)
+    tree = Tree(f"[bold]{escape(asset)}@{chain.version}[/] in release {escape(release)}")
+    if up:
+        _grow_versions(tree.add("computed from"), chain)
+    if down:
+        used = tree.add("feeds, in this release")
+        for e in release_dependents(wh, release, asset):
+            used.add(f"{escape(e.upstream)}@{e.upstream_version} -> {escape(e.asset)}@{e.version}")
+    console.print(tree)
+
+
+def _grow_versions(branch: Tree, node) -> None:
+    for up in node.inputs:
+        child = branch.add(f"{escape(up.asset)}@{up.version}" + (" (above)" if up.repeated else ""))
+        _grow_versions(child, up)
+    for source in node.sources:
+        branch.add(f"source {escape(source.namespace)} {escape(source.name)}")
 
 
 def _label(graph: LineageGraph, ref: ColumnRef) -> str:

@@ -12,7 +12,7 @@ from rich.table import Table
 from elt_platform.access.facade import open_warehouse
 from elt_platform.cli.common import caller
 from elt_platform.launch.runs import explain_candidate, promote_via_sensor, rollback_via_job
-from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.gc import collect_garbage
 from elt_platform.settings import load_settings
 
@@ -129,7 +129,7 @@ def rollback(
 
 def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.")) -> None:
     """Collect old releases and versions nothing references (never a referenced one)."""
-    policy = load_promotion_policy(load_settings().promotion_path)
+    policy = load_promotion_policy(load_settings())
     report = collect_garbage(
         _authorized("write"),  # collecting releases changes what prod can roll back to
         keep=policy.keep_releases,

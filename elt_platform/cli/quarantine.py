@@ -13,8 +13,7 @@ from elt_platform.access.facade import open_warehouse
 from elt_platform.connectors.replay import quarantined, replay_quarantine
 from elt_platform.environments import STAGING, environment_from_name
 from elt_platform.errors import UnknownAsset
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.sources import load_sources
+from elt_platform.project.contracts.from_dbt import contracts_for, load_sources
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -25,8 +24,8 @@ ENV_OPTION = typer.Option(STAGING, "--env", help="Environment whose quarantine t
 def _source(dataset: str):
     settings = load_settings()
     name = dataset.removeprefix("raw/")
-    source = next((s for s in load_sources(settings.sources_config) if s.name == name), None)
-    contract = contracts_for(settings.contracts_dir).get(f"raw/{name}")
+    source = next((s for s in load_sources(settings) if s.name == name), None)
+    contract = contracts_for(settings).get(f"raw/{name}")
     if source is None or contract is None:
         raise UnknownAsset(f"no source with a contract named {dataset!r}")
     return settings, source, contract
@@ -48,7 +47,7 @@ def list_quarantine(environment: str = ENV_OPTION) -> None:
     wh = open_warehouse(settings)
     wh.authorize("read", env)
     table = Table("dataset", "reason", "rows")
-    for source in load_sources(settings.sources_config):
+    for source in load_sources(settings):
         scan = quarantined(wh, source.name, env)
         if scan is not None:
             for reason, rows in _query(

@@ -1,1 +1,2 @@
-"""Extraction connectors: one module per connector kind, configured from sources.yaml."""
+"""Extraction connectors: one module per connector kind, configured in `connectors:` of
+the project file."""

@@ -11,6 +11,7 @@ from elt_platform.errors import EltError, SourceUnavailable
 from elt_platform.orchestration.metadata import version_metadata
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.orchestration.step_lineage import SourceInputs, step_lineage
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.sources import SourceConfig
 
@@ -20,6 +21,7 @@ def build_source_asset(
 ) -> dg.AssetsDefinition:
     connector = make_connector(source)  # configuration errors surface when definitions load
     key = dg.AssetKey(source.asset_key)
+    gated = contract is not None and contract.gated  # the contract gate checks its rows
     retry_policy = dg.RetryPolicy(
         max_retries=source.retries.max_retries,
         delay=source.retries.delay_seconds,
@@ -32,16 +34,26 @@ def build_source_asset(
         partitions_def=environment_partitions,
         group_name="raw",
         kinds={"duckdb", "parquet", source.connector},
-        owners=[source.owner],
+        owners=[source.owner] if source.owner else [],
         description=source.description or f"Raw {source.name} from the {source.connector} source.",
         code_version=source.fingerprint,
         tags={"elt/layer": "raw"},
         metadata={"connector": source.connector, "primary_key": ",".join(source.primary_key)},
         retry_policy=retry_policy,
-        check_specs=gate_check_specs(key) if contract else None,
+        check_specs=gate_check_specs(key) if gated else None,
         freshness_policy=freshness_policy(contract),
     )
     def _raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        def reads() -> SourceInputs:
+            found = tuple(connector.datasets(sources_dir))
+            return SourceInputs(found, source.primary_key, source.owner)
+
+        with step_lineage(context, warehouse, sources=reads) as lineage:
+            result = _load(context, warehouse)
+            lineage.observe(result)
+            return result
+
+    def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         try:
             env = warehouse.writable_environment(context)
             result = load_source(
@@ -52,7 +64,7 @@ def build_source_asset(
                 sources_dir=sources_dir,
                 run_id=context.run_id,
                 log=context.log,
-                contract=contract,
+                contract=contract if gated else None,
             )
         except SourceUnavailable as exc:
             if context.retry_number < source.retries.max_retries:
@@ -66,7 +78,7 @@ def build_source_asset(
             f" replaced {result.merge.rows_replaced:,} -> version {result.version.version_id}"
         )
         checks = []
-        if contract is not None:
+        if gated:
             outcomes = evaluate_gates(warehouse.warehouse, result.version, contract)
             checks = [to_check_result(key, o) for o in outcomes]
         return dg.MaterializeResult(

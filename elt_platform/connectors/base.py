@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import duckdb
 
+from elt_platform.orchestration.lineage_datasets import DatasetName
+
 # DuckDB COPY options for parts written by connectors: fast zstd, default row groups so that
 # later scans can skip row groups by min/max statistics.
 PART_COPY_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
@@ -53,3 +55,7 @@ class Connector(Protocol):
     name: str
 
     def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Batch: ...
+
+    def datasets(self, sources_dir: Path) -> list[DatasetName]:
+        """The source datasets a run reads, named per the OpenLineage conventions."""
+        ...

@@ -76,7 +76,7 @@ def detect_drift(contract: Contract, seen: dict[str, str]) -> DriftReport:
             sorted(
                 (name, expected[name], seen_types[name])
                 for name in set(expected) & set(seen_types)
-                if expected[name] != seen_types[name]
+                if expected[name] is not None and expected[name] != seen_types[name]
             )
         ),
     )

@@ -20,6 +20,7 @@ import duckdb
 from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
 from elt_platform.connectors.merge import first_line
 from elt_platform.errors import ConfigError, MissingSourceData, SourceDataError
+from elt_platform.orchestration.lineage_datasets import DatasetName, file_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 from elt_platform.sqlident import sql_literal
 
@@ -67,6 +68,10 @@ class FileConnector:
 
     def files(self, sources_dir: Path) -> list[Path]:
         return sorted(p for p in sources_dir.glob(self.path) if p.is_file())
+
+    def datasets(self, sources_dir: Path) -> list[DatasetName]:
+        """Every file the pattern matches: the version's rows come from all of them."""
+        return [file_dataset(p) for p in self.files(sources_dir)]
 
     def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Batch:
         files = self.files(ctx.sources_dir)

@@ -22,6 +22,7 @@ import duckdb
 from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
 from elt_platform.connectors.http_client import JsonClient, RetryBudget
 from elt_platform.errors import ConfigError, SourceAuthError, SourceDataError
+from elt_platform.orchestration.lineage_datasets import DatasetName, http_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 from elt_platform.sqlident import quote_ident, sql_literal
 
@@ -130,6 +131,10 @@ class HttpConnector:
     def resolved_base_url(self) -> str:
         override = os.environ.get(self.base_url_env) if self.base_url_env else None
         return (override or self.base_url).rstrip("/") + "/"
+
+    def datasets(self, sources_dir: Path) -> list[DatasetName]:
+        """The endpoint (no OpenLineage convention: scheme://host:port + URL path)."""
+        return [http_dataset(urljoin(self.resolved_base_url(), self.endpoint.lstrip("/")))]
 
     def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Batch:
         since = ctx.state.get("since") if self.since_param else None

@@ -131,10 +131,13 @@ def load_source(
         if not schema and previous is not None:
             kept = states.get(asset, previous.version_id)
             schema = kept.source_schema if kept else {}
+        # The source datasets (OpenLineage names) stay with the version: `elt lineage --release`
+        # walks from any release back to them.
+        read = [[d.namespace, d.name] for d in connector.datasets(sources_dir)]
         states.save(
             asset,
             version.version_id,
-            SourceState(batch.state, batch.position, schema),
+            SourceState(batch.state, {**batch.position, "datasets": read}, schema),
             environment=environment,
             run_id=run_id,
         )

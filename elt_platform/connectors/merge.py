@@ -76,8 +76,8 @@ def merge_batch(
         raise ConfigError(f"source {source!r}: primary key column(s) {missing_key} not in {names}")
     new_paths = [p.path for p in parts]
     if not primary_key:
+        rows = sum(_count(con, [p]) for p in new_paths)  # before commit moves the parts
         version = store.commit_parts(con, asset, new_paths, old_parts, **record)
-        rows = sum(_count(con, [p]) for p in new_paths)
         return version, MergeStats(rows_added=rows, parts_reused=len(old_parts))
     key = ", ".join(quote_ident(c) for c in primary_key)
     new_scan = f"read_parquet({_listing(new_paths)})"

@@ -27,7 +27,10 @@ _CAST = {
 }
 
 
-def sql_type(contract_type: str) -> str:
+def sql_type(contract_type: str | None, present: str = "VARCHAR") -> str:
+    """The DuckDB type of a contract type (the type seen in the source when none is declared)."""
+    if contract_type is None:
+        return present
     return _CAST.get(contract_type, contract_type.upper())
 
 
@@ -52,12 +55,14 @@ def _reason_cases(contract: Contract, present: dict[str, str]) -> list[tuple[str
             if not col.nullable:
                 cases.append(("TRUE", f"missing column {name}"))
             continue
-        raw, typed = quote_ident(name), f"TRY_CAST({quote_ident(name)} AS {sql_type(col.type)})"
-        bad_type = f"{raw} IS NOT NULL AND {typed} IS NULL"
-        if col.type in _INTEGERS and present[name] == "VARCHAR":
-            # DuckDB rounds '2.5' when casting text to an integer; a fraction is a wrong type.
-            bad_type += f" OR NOT regexp_full_match(trim({raw}), '[+-]?[0-9]+')"
-        cases.append((bad_type, f"wrong type in {name}"))
+        raw = quote_ident(name)
+        typed = f"TRY_CAST({raw} AS {sql_type(col.type)})" if col.type else raw
+        if col.type:  # an undeclared type is not checked
+            bad_type = f"{raw} IS NOT NULL AND {typed} IS NULL"
+            if col.type in _INTEGERS and present[name] == "VARCHAR":
+                # DuckDB rounds '2.5' when casting text to an integer; a fraction is a wrong type.
+                bad_type += f" OR NOT regexp_full_match(trim({raw}), '[+-]?[0-9]+')"
+            cases.append((bad_type, f"wrong type in {name}"))
         if not col.nullable:
             kind = "null key" if name in contract.primary_key else "null value"
             cases.append((f"{raw} IS NULL", f"{kind} in {name}"))
@@ -109,7 +114,9 @@ def split_rows(
         dup = f"row_number() OVER (PARTITION BY {cols} ORDER BY _elt_row) > 1"
         cases.append((dup, DUPLICATE_KEY))
         if existing_keys_sql:
-            types = {c.name: sql_type(c.type) for c in contract.columns}
+            types = {
+                c.name: sql_type(c.type, present.get(c.name, "VARCHAR")) for c in contract.columns
+            }
             typed = ", ".join(f"TRY_CAST({quote_ident(k)} AS {types[k]})" for k in key)
             cases.append(
                 (
@@ -123,7 +130,8 @@ def split_rows(
         "FROM _elt_src"
     )
     typed_cols = ", ".join(
-        f"TRY_CAST({quote_ident(c.name)} AS {sql_type(c.type)}) AS {quote_ident(c.name)}"
+        f"TRY_CAST({quote_ident(c.name)} AS {sql_type(c.type, present[c.name])}) AS "
+        f"{quote_ident(c.name)}"
         if c.name in present
         else f"CAST(NULL AS {sql_type(c.type)}) AS {quote_ident(c.name)}"
         for c in contract.columns

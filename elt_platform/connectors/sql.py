@@ -19,6 +19,7 @@ import duckdb
 
 from elt_platform.connectors.base import Batch, ExtractContext, SourcePart
 from elt_platform.errors import ConfigError, SourceDataError, SourceNotFound, SourceUnavailable
+from elt_platform.orchestration.lineage_datasets import DatasetName, sql_table_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 
 _OPTIONS = {"url", "url_env", "table", "schema", "cursor", "lookback", "chunk_rows", "lock_timeout"}
@@ -83,14 +84,23 @@ class SqlConnector:
         finally:
             engine.dispose()
 
-    def _engine(self, sources_dir: Path):
+    def resolved_url(self, sources_dir: Path):
+        """The SQLAlchemy URL in effect: `url_env` if set, `{sources_dir}` filled in."""
         import sqlalchemy as sa
 
         raw = (os.environ.get(self.url_env) if self.url_env else None) or self.url
         try:
-            url = sa.engine.make_url(raw.replace("{sources_dir}", str(sources_dir)))
+            return sa.engine.make_url(raw.replace("{sources_dir}", str(sources_dir)))
         except sa.exc.ArgumentError as exc:
             raise ConfigError(f"source {self.name!r}: invalid database url: {exc}") from None
+
+    def datasets(self, sources_dir: Path) -> list[DatasetName]:
+        return [sql_table_dataset(self.resolved_url(sources_dir), self.schema, self.table)]
+
+    def _engine(self, sources_dir: Path):
+        import sqlalchemy as sa
+
+        url = self.resolved_url(sources_dir)
         shown = url.render_as_string(hide_password=True)
         if url.get_backend_name() != "sqlite":
             return sa.create_engine(url, poolclass=sa.pool.NullPool), shown

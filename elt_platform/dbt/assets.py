@@ -14,6 +14,7 @@ from elt_platform.dbt.runner import run_dbt_build
 from elt_platform.dbt.translator import EnvironmentDbtTranslator
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.orchestration.step_lineage import step_lineage
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import (
     TARGET_NAME,
@@ -43,7 +44,10 @@ def build_dbt_assets(
         project=None,
     )
     gates = [
-        c for s in specs if s.key.to_user_string() in contracts for c in gate_check_specs(s.key)
+        c
+        for s in specs
+        if s.key.to_user_string() in contracts and contracts[s.key.to_user_string()].gated
+        for c in gate_check_specs(s.key)
     ]
 
     @dg.multi_asset(
@@ -58,7 +62,11 @@ def build_dbt_assets(
     def dbt_models(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
     ):
-        yield from run_dbt_build(context, dbt, warehouse, cfg, manifest, contracts, observers)
+        with step_lineage(context, warehouse) as lineage:  # OpenLineage START/COMPLETE/FAIL
+            build = run_dbt_build(context, dbt, warehouse, cfg, manifest, contracts, observers)
+            for event in build:
+                lineage.observe(event)
+                yield event
 
     return dbt_models
 

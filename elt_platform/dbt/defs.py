@@ -7,7 +7,7 @@ import dagster as dg
 
 from elt_platform.dbt.assets import build_dbt_assets, build_dbt_resource
 from elt_platform.dbt.environment_run import RunObserver
-from elt_platform.project.contracts.files import contracts_for
+from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.dbt_project import load_dbt_project
 from elt_platform.settings import Settings
 
@@ -16,6 +16,6 @@ def defs(settings: Settings, observers: tuple[RunObserver, ...] = ()) -> dg.Defi
     """`observers` are told about every finished dbt run (e.g. sandboxes record experiments)."""
     cfg = load_dbt_project(settings)
     return dg.Definitions(
-        assets=[build_dbt_assets(cfg, contracts_for(settings.contracts_dir), observers)],
+        assets=[build_dbt_assets(cfg, contracts_for(settings), observers)],
         resources={"dbt": build_dbt_resource(cfg)},
     )

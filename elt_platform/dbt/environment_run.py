@@ -18,7 +18,7 @@ import dagster as dg
 from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.access.masking import RelationSql, sandbox_relation_sql
 from elt_platform.access.masking_policy import MASKED_PARAM, save_masking_policy
-from elt_platform.access.sensitivity import pii_masking_rules
+from elt_platform.access.sensitivity import masking_rules
 from elt_platform.builds.planner import (
     VARS_PARAM,
     Lineage,
@@ -29,8 +29,9 @@ from elt_platform.builds.planner import (
 )
 from elt_platform.environments import Environment, EnvironmentKind
 from elt_platform.orchestration.metadata import version_metadata
-from elt_platform.project.environment_config import EnvironmentConfig, environment_config
+from elt_platform.project.environment_config import EnvironmentConfig
 from elt_platform.project.manifest import Manifest
+from elt_platform.project.project_file import environment_config
 from elt_platform.settings import Settings
 from elt_platform.store.catalog import default_relation_sql
 from elt_platform.store.versions import Version
@@ -112,9 +113,9 @@ def prepare_dbt_run(
 ) -> DbtRunSetup:
     """Resolve config, tag the run, refresh the masking policy and (in a sandbox) plan the run."""
     record = wh.environments.get(env.name)
-    config = environment_config(settings.environments_path, env.name, record.config)
+    config = environment_config(settings, env.name, record.config)
     context.instance.add_run_tags(context.run_id, config.tags())
-    pii = pii_masking_rules(settings)
+    pii = masking_rules(settings)
     if pii is not None:
         save_masking_policy(wh.meta, pii)
     setup = DbtRunSetup(

@@ -131,7 +131,7 @@ def run_dbt_build(
     contracts = contracts or {}
     gate_results: dict[str, list[dg.AssetCheckResult]] = {}
     for name, version in new_versions.items():
-        if name in contracts:
+        if name in contracts and contracts[name].gated:
             key = dg.AssetKey.from_user_string(name)
             outcomes = evaluate_gates(wh, version, contracts[name])
             gate_results[name] = [to_check_result(key, o) for o in outcomes]

@@ -1,13 +1,15 @@
-"""Recording a contract change (what a steward "edits"): validate the file, compare it with the
-last recorded state of its dataset, and append a `contract.changed` ledger entry."""
+"""Recording a contract change (what a steward approves): take a dataset's declaration as the dbt
+YAML states it now, compare it with the last recorded state, and append a `contract.changed`
+ledger entry."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from elt_platform.project.contracts.files import load_contract
+from elt_platform.errors import UnknownAsset
+from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.policies import Action
 from elt_platform.store.ledger import LedgerKind
 
@@ -38,11 +40,15 @@ def _diff(old: dict[str, list[str]], new: dict[str, list[str]]) -> list[str]:
     return out
 
 
-def record_contract_change(wh, path: Path) -> ContractChange:
-    """Validate `path` and ledger it as the dataset's current contract (stewards only)."""
+def record_contract_change(wh, dataset: str) -> ContractChange:
+    """Ledger `dataset`'s declaration as its current contract (stewards only)."""
     wh.authorize(Action.EDIT_CONTRACTS)
-    contract = load_contract(path)  # invalid -> ContractError naming file, line and field
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    contracts = contracts_for(wh.settings)  # invalid meta -> ContractError naming file and key
+    if dataset not in contracts:
+        raise UnknownAsset(f"the project declares no dataset {dataset!r}")
+    contract = contracts[dataset]
+    canonical = json.dumps(contract.model_dump(mode="json"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
     previous = next(
         (
             e
@@ -74,7 +80,6 @@ def record_contract_change(wh, path: Path) -> ContractChange:
             "retention": contract.retention,
             "columns": columns,
             "changes": changes,
-            "file": path.name,
         },
     )
     return ContractChange(

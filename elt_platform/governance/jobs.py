@@ -8,7 +8,7 @@ from elt_platform.access.identity import ROLE_TAG, USER_TAG
 from elt_platform.governance.retention import enforce_retention
 from elt_platform.orchestration.names import RETENTION_JOB
 from elt_platform.orchestration.resources import WarehouseResource
-from elt_platform.project.contracts.files import contracts_for
+from elt_platform.project.contracts.from_dbt import contracts_for
 
 RETENTION_IDENTITY = {USER_TAG: "schedule:retention", ROLE_TAG: "steward"}
 
@@ -19,7 +19,7 @@ def build_governance_jobs() -> list[dg.JobDefinition]:
     def enforce(context: dg.OpExecutionContext, warehouse: WarehouseResource):
         """Delete rows older than each asset's retention from every version still held."""
         wh = warehouse.warehouse
-        report = enforce_retention(wh, contracts_for(wh.settings.contracts_dir))
+        report = enforce_retention(wh, contracts_for(wh.settings))
         context.log.info(
             f"removed {report.rows_removed} expired rows from {len(report.rewrites)} versions "
             f"({sum(1 for r in report.rewrites if r.new_version)} rewritten, the rest "

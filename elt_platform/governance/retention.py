@@ -35,7 +35,7 @@ class RetentionRule:
     asset: str
     column: str
     period: timedelta
-    declared_in: str  # contract | policies.yaml | private dataset
+    declared_in: str  # dbt YAML | private dataset
 
 
 @dataclass
@@ -81,20 +81,14 @@ def retention_rule(
     if dataset is not None:
         ds = policies.privacy.datasets[dataset]
         return RetentionRule(asset, "month", parse_period(ds.retention), "private dataset")
-    governance = policies.assets.get(asset)
-    if governance is None:
-        return "no retention_column declared in policies.yaml"
-    if not governance.dated:
-        return f"rows are not dated: {governance.reason}"
     contract = contracts.get(asset)
-    if contract is not None:
-        return RetentionRule(
-            asset, governance.retention_column, contract.retention_period, "contract"
-        )
-    if governance.retention is None:
-        return "no retention period (no contract and none in policies.yaml)"
-    period = parse_period(governance.retention)
-    return RetentionRule(asset, governance.retention_column, period, "policies.yaml")
+    if contract is None or contract.retention_column is None:
+        return "no retention_column declared (dbt meta `retention_column`)"
+    if contract.retention_column == "none":
+        return f"rows are not dated: {contract.retention_reason}"
+    if contract.retention_period is None:
+        return "no retention period declared (dbt meta `retention`)"
+    return RetentionRule(asset, contract.retention_column, contract.retention_period, "dbt YAML")
 
 
 def cutoff(now: datetime, period: timedelta) -> datetime:

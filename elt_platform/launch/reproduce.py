@@ -60,10 +60,9 @@ def reproduce(
             "the masking key differs from the one recorded: masked outputs cannot match"
         )
     recorded_code = (record.get("code_version") or {}).get("label")
-    if recorded_code and recorded_code != current_code_version().label:
-        result.warnings.append(
-            f"code version is {current_code_version().label}, the record has {recorded_code}"
-        )
+    code = current_code_version(settings.dbt_project_dir).label
+    if recorded_code and recorded_code != code:
+        result.warnings.append(f"code version is {code}, the record has {recorded_code}")
     create_sandbox(
         wh,
         target,

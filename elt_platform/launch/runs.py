@@ -11,7 +11,6 @@ import dagster as dg
 
 from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.assembly import build_definitions
-from elt_platform.audit.openlineage_runs import emit_after_run
 from elt_platform.environments import environment_from_name, require_buildable
 from elt_platform.errors import UnknownAsset
 from elt_platform.orchestration.instance import open_instance
@@ -25,8 +24,8 @@ from elt_platform.orchestration.names import (
 from elt_platform.orchestration.partitions import sync_environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.project.code_version import current_code_version
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import Candidate, evaluate_candidate
 from elt_platform.settings import Settings
 
@@ -113,13 +112,12 @@ def _run_build(
         raise_on_error=False,
         tags={
             "elt/environment": env.name,
-            CODE_VERSION_TAG: current_code_version().label,
+            CODE_VERSION_TAG: current_code_version(settings.dbt_project_dir).label,
             **warehouse.identity.tags(),  # the run acts as its caller ...
             **(tags or {}),  # ... unless the tags name someone
         },
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    emit_after_run(settings, instance, result.run_id)  # OpenLineage START/COMPLETE/FAIL events
     return summarize_run(result, env.name)
 
 
@@ -198,8 +196,8 @@ def explain_candidate(settings: Settings, instance: dg.DagsterInstance | None = 
     warning (the sensor's skip reason shows only the first few)."""
     wh = open_warehouse(settings)
     graph = load_definitions(settings).resolve_asset_graph()
-    policy = load_promotion_policy(settings.promotion_path)
-    contracts = contracts_for(settings.contracts_dir)
+    policy = load_promotion_policy(settings)
+    contracts = contracts_for(settings)
     return evaluate_candidate(wh, instance or open_instance(settings), graph, policy, contracts)
 
 
@@ -272,7 +270,7 @@ def rollback_via_job(
         tags={
             "elt/release": release_id,
             "elt/target_environment": "prod",
-            CODE_VERSION_TAG: current_code_version().label,
+            CODE_VERSION_TAG: current_code_version(settings.dbt_project_dir).label,
             **wh.identity.tags(),  # the run acts as its caller
         },
         raise_on_error=False,

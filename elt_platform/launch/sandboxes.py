@@ -14,8 +14,8 @@ from elt_platform.environments import EnvironmentKind, environment_from_name
 from elt_platform.errors import UnknownAsset, UnknownExperiment, WriteNotAllowed
 from elt_platform.launch.runs import BuildOutcome, build_environment, load_definitions
 from elt_platform.project.dbt_project import load_dbt_project
-from elt_platform.project.environment_config import environment_config
 from elt_platform.project.manifest import load_manifest
+from elt_platform.project.project_file import environment_config
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.settings import Settings
 
@@ -42,7 +42,7 @@ def plan_sandbox(settings: Settings, name: str, selection: list[str] | None = No
     unknown = [a for a in wanted if a not in every]
     if unknown:
         raise UnknownAsset(f"no asset {unknown[0]!r} in this project")
-    config = environment_config(settings.environments_path, env.name, record.config)
+    config = environment_config(settings, env.name, record.config)
     manifest = load_manifest(load_dbt_project(settings).manifest_path)
     var_values = model_var_values(manifest, config.dbt_vars)
     base = wh.releases.get(record.base_release).manifest if record.base_release else {}
@@ -83,7 +83,7 @@ def build_sandbox(
     outcome = None
     if plan.rebuild:
         record = wh.environments.get(name)
-        tags = environment_config(settings.environments_path, name, record.config).tags()
+        tags = environment_config(settings, name, record.config).tags()
         outcome = build_environment(
             settings, name, selection=plan.rebuild, instance=instance, tags=tags
         )

@@ -12,7 +12,7 @@ from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.access.identity import run_identity
 from elt_platform.environments import Environment, require_buildable
 from elt_platform.orchestration.partitions import resolve_environment
-from elt_platform.project.policies import load_policies
+from elt_platform.project.project_file import load_policies
 from elt_platform.settings import Settings, load_settings
 
 
@@ -42,7 +42,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def warehouse(self) -> GovernedWarehouse:
         if self._warehouse is None:
             settings = self.settings
-            policies = load_policies(settings.policies_path)
+            policies = load_policies(settings)
             in_run = self._run_tags is not None
             identity = run_identity(policies, self._run_tags) if in_run else None
             self._warehouse = open_warehouse(settings, identity)

@@ -28,6 +28,7 @@ class DbtProjectConfig:
     state_dir: Path
     profile_name: str
     threads: int = 2
+    project_name: str = ""
 
     @property
     def profiles_dir(self) -> Path:
@@ -59,7 +60,10 @@ def load_dbt_project(settings: Settings) -> DbtProjectConfig:
     if not isinstance(profile, str) or not profile:
         raise ConfigError(f"{project_file} has no `profile:` entry")
     return DbtProjectConfig(
-        project_dir=project_dir, state_dir=settings.dbt_state_dir, profile_name=profile
+        project_dir=project_dir,
+        state_dir=settings.dbt_state_dir,
+        profile_name=profile,
+        project_name=str(parsed.get("name") or project_dir.name),
     )
 
 

@@ -1,4 +1,5 @@
-"""Per-environment configuration (environments.yaml): feature flags and dbt vars.
+"""Per-environment configuration (the `environments:` section of the project file): feature
+flags and dbt vars.
 
 Flags switch experimental transformation paths and vars parameterise models; both reach dbt as
 `--vars` (so a model reads `var('my_flag', false)`), and appear in run tags and materialization
@@ -11,13 +12,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from elt_platform.configfile import load_model
 from elt_platform.environments import EnvironmentKind, environment_from_name
 from elt_platform.errors import ConfigError
 
@@ -67,7 +66,7 @@ class EnvironmentSection(BaseModel):
 
 
 class EnvironmentsFile(BaseModel):
-    """environments.yaml: layers of flags and vars, later wins."""
+    """Layers of flags and vars, later wins."""
 
     model_config = ConfigDict(extra="forbid")
     defaults: EnvironmentSection = Field(default_factory=EnvironmentSection)
@@ -87,20 +86,12 @@ class EnvironmentsFile(BaseModel):
         return {} if value is None else value
 
 
-def load_environments_file(path: Path) -> EnvironmentsFile:
-    """The file at `path` (`Settings.environments_path`); optional: absent means no flags/vars."""
-    if not path.exists():
-        return EnvironmentsFile()
-    return load_model(path, EnvironmentsFile)
-
-
-def environment_config(
-    path: Path, name: str, overrides: Mapping[str, Any] | None = None
+def layered(
+    raw: EnvironmentsFile, name: str, overrides: Mapping[str, Any] | None = None
 ) -> EnvironmentConfig:
     """Effective config of `name`: defaults, then sandbox defaults, then its entry, then overrides
     (a sandbox's own flags and vars, stored in its record at creation)."""
     env = environment_from_name(name)
-    raw = load_environments_file(path)
     layers = [raw.defaults]
     if env.kind is EnvironmentKind.SANDBOX:
         layers.append(raw.sandboxes)

@@ -1,4 +1,4 @@
-"""Primary keys used to match rows in a diff: sources.yaml `primary_key` for raw assets, and for
+"""Primary keys used to match rows in a diff: the connector's `primary_key` for raw assets, and for
 dbt models what the manifest reader finds (`meta.primary_key`, else a column tested `unique`)."""
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
-"""The governance policy (policies.yaml): roles, identities, per-asset retention and governance, and
-private-aggregate datasets; loaded with precise errors (file, line, field)."""
+"""The `policies:` section of the project file: roles, identities (user pins, and `auth`: strict
+authentication and the role of untagged runs), per-asset governance the dbt YAML does not say
+(for projects the platform may not edit), project-wide defaults, and private-aggregate datasets.
+Absent, the platform's four built-in roles apply."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from elt_platform.configfile import load_model, parse_model
 from elt_platform.durations import parse_period
 from elt_platform.environments import CORE_ENVIRONMENTS, OWNER_PATTERN, validate_sandbox_name
 from elt_platform.errors import EltError, PolicyError
@@ -89,29 +89,42 @@ class RolePolicy(BaseModel):
         return frozenset(LEVELS) - self.unmasked_levels
 
 
+def check_owner(value: str | None) -> str | None:
+    """An owner is an e-mail address or `team:<name>` (ValueError otherwise)."""
+    if value is not None and not OWNER_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r} must be an e-mail address or team:<name>")
+    return value
+
+
+def check_period(value: str | None) -> str | None:
+    """A retention or freshness period such as 30d (ValueError otherwise)."""
+    if value is not None:
+        parse_period(value)
+    return value
+
+
 class AssetGovernance(BaseModel):
-    """Governance of one asset: which timestamp column dates its rows (`none` with a reason when
-    rows never expire one by one), plus owner and retention when no contract provides them."""
+    """Governance of one asset that its dbt YAML does not declare (dbt `meta` wins): which
+    timestamp column dates its rows (`none` with a reason when rows never expire one by one),
+    owner and retention."""
 
     model_config = ConfigDict(extra="forbid")
-    retention_column: str
+    retention_column: str | None = None
     reason: str | None = None
     owner: str | None = None
     retention: str | None = None
+    description: str | None = None
+    columns: dict[str, Sensitivity | None] = Field(default_factory=dict)  # column -> sensitivity
 
     @field_validator("owner")
     @classmethod
     def _owner(cls, value: str | None) -> str | None:
-        if value is not None and not OWNER_PATTERN.fullmatch(value):
-            raise ValueError(f"{value!r} must be an e-mail address or team:<name>")
-        return value
+        return check_owner(value)
 
     @field_validator("retention")
     @classmethod
     def _retention(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_period(value)
-        return value
+        return check_period(value)
 
     @model_validator(mode="after")
     def _reason_for_none(self) -> AssetGovernance:
@@ -122,6 +135,26 @@ class AssetGovernance(BaseModel):
     @property
     def dated(self) -> bool:
         return self.retention_column != "none"
+
+
+class GovernanceDefaults(BaseModel):
+    """What every asset and column gets when neither its dbt YAML nor `assets:` says: a way to
+    govern a project one cannot edit without declaring it twice."""
+
+    model_config = ConfigDict(extra="forbid")
+    owner: str | None = None
+    retention: str | None = None
+    sensitivity: Sensitivity | None = None  # of columns declared nowhere (None: unclassified)
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        return check_owner(value)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | None) -> str | None:
+        return check_period(value)
 
 
 class Budget(BaseModel):
@@ -148,13 +181,12 @@ class PrivateDataset(BaseModel):
     @field_validator("owner")
     @classmethod
     def _owner(cls, value: str) -> str:
-        return AssetGovernance._owner(value)  # type: ignore[arg-type]
+        return check_owner(value)
 
     @field_validator("retention")
     @classmethod
     def _retention(cls, value: str) -> str:
-        parse_period(value)
-        return value
+        return check_period(value)
 
     @field_validator("first_month", "last_month", mode="before")
     @classmethod
@@ -204,6 +236,42 @@ class Privacy(BaseModel):
     datasets: dict[str, PrivateDataset] = Field(default_factory=dict)
 
 
+def builtin_roles() -> dict[str, RolePolicy]:
+    """The roles a project gets when it declares none (README: Identity, roles and governance)."""
+    every = ["public", "internal", "confidential", "pii"]
+    return {
+        "engineer": RolePolicy(
+            description="Builds pipelines, publishes releases; the default for local use.",
+            read=["*"],
+            write=["staging", "prod", "sandbox:*"],
+            unmasked=every,
+            actions=[
+                Action.READ_LEDGER,
+                Action.ENFORCE_RETENTION,
+                Action.RELEASE_PRIVATE_AGGREGATES,
+            ],
+        ),
+        "analyst": RolePolicy(
+            description="Experiments in their own sandboxes; never sees raw PII.",
+            read=["prod", "staging", "sandbox:*"],
+            write=["sandbox:own"],
+            unmasked=every[:3],
+        ),
+        "steward": RolePolicy(
+            description="Owns data definitions; approves contract changes and runs retention.",
+            read=["*"],
+            unmasked=every,
+            actions=[Action.EDIT_CONTRACTS, Action.READ_LEDGER, Action.ENFORCE_RETENTION],
+        ),
+        "auditor": RolePolicy(
+            description="Verifies the audit ledger and what prod serves.",
+            read=["prod"],
+            unmasked=every[:2],
+            actions=[Action.READ_LEDGER],
+        ),
+    }
+
+
 # The role of Dagster runs launched without identity tags unless `auth.untagged_runs` names
 # another: it may read, write and do nothing (it need not be declared under `roles:`).
 ANONYMOUS_ROLE = "anonymous"
@@ -221,10 +289,11 @@ class AuthPolicy(BaseModel):
 
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    default_role: str
-    roles: dict[str, RolePolicy] = Field(min_length=1)
+    default_role: str = "engineer"
+    roles: dict[str, RolePolicy] = Field(default_factory=builtin_roles, min_length=1)
     users: dict[str, list[str]] = Field(default_factory=dict)
     auth: AuthPolicy = Field(default_factory=AuthPolicy)
+    defaults: GovernanceDefaults = Field(default_factory=GovernanceDefaults)
     assets: dict[str, AssetGovernance] = Field(default_factory=dict)
     privacy: Privacy = Field(default_factory=Privacy)
 
@@ -258,13 +327,3 @@ def reference_problems(policies: Policies) -> list[tuple[tuple, str]]:
             if role not in policies.roles:
                 problems.append((("users", user, i), f"user {user!r} has unknown role {role!r}"))
     return problems
-
-
-def parse_policies(text: str, source: str) -> Policies:
-    """Validate policy YAML; errors name the file, line and field."""
-    return parse_model(text, Policies, source, PolicyError, reference_problems)
-
-
-def load_policies(path: Path) -> Policies:
-    """The policies at `path` (`Settings.policies_path`), re-read only when the file changes."""
-    return load_model(path, Policies, PolicyError, reference_problems)

@@ -1,4 +1,5 @@
-"""The promotion policy (promotion.yaml): which rules a release must pass to reach prod.
+"""The promotion policy (the `promotion:` section of the project file): which rules a release
+must pass to reach prod.
 
 Gates on data (tests, contracts, volume, masked inputs, reproducibility) always block. Governance
 rules degrade: a project that declares no owners, descriptions, sensitivity or retention still
@@ -8,12 +9,9 @@ with `strict: true`) into a blocking gate.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from elt_platform.configfile import load_model
 
 Level = Literal["warn", "block"]
 # Governance rules and how they gate by default: what a project may simply not have declared yet
@@ -64,8 +62,3 @@ class PromotionPolicy(BaseModel):
     keep_releases: int = Field(default=10, ge=1)
     gc_grace_hours: float = Field(default=1.0, ge=0)
     governance: GovernanceGate = Field(default_factory=GovernanceGate)
-
-
-def load_promotion_policy(path: Path) -> PromotionPolicy:
-    """The policy at `path` (`Settings.promotion_path`); a missing file is an error."""
-    return load_model(path, PromotionPolicy)

@@ -1,19 +1,20 @@
-"""Load and validate sources.yaml into SourceConfig records."""
+"""Connector sources: the `connectors:` section of the project file (how raw tables are
+extracted), validated into SourceConfig records."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from elt_platform.configfile import load_model
 from elt_platform.errors import ConfigError
 
 KNOWN_CONNECTORS = ("files", "sql", "http")
+_SOURCE_NAME = re.compile(r"([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,17 @@ class SourceConfig:
     name: str
     connector: str
     options: dict[str, Any]
-    owner: str
+    owner: str | None = None
     description: str = ""
     primary_key: tuple[str, ...] = field(default_factory=tuple)
     retries: RetrySettings = field(default_factory=RetrySettings)
 
     @property
     def asset_key(self) -> list[str]:
-        return ["raw", self.name]
+        """The dbt source table the connector fills: `raw/<name>`, or `<source>/<table>` for an
+        entry named `<source>.<table>`."""
+        source, _, table = self.name.rpartition(".")
+        return [source or "raw", table]
 
     @property
     def asset(self) -> str:
@@ -57,13 +61,13 @@ class RetryEntry(BaseModel):
 
 class SourceDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    owner: str = "team:data-platform"
     retries: RetryEntry = Field(default_factory=RetryEntry)
 
 
 class SourceEntry(BaseModel):
     """One source: the common keys; anything else is a connector option (checked by the
-    connector, which knows its own options)."""
+    connector, which knows its own options). Owner, description and primary key come from the
+    table's dbt source YAML; these keys only fill in for a table the dbt YAML does not declare."""
 
     model_config = ConfigDict(extra="allow")
     connector: Literal["files", "sql", "http"]
@@ -87,24 +91,22 @@ class SourcesFile(BaseModel):
     @classmethod
     def _names(cls, value: dict[str, SourceEntry]) -> dict[str, SourceEntry]:
         for name in value:
-            if not name.isidentifier() or not name.islower():
-                raise ValueError(f"source name {name!r} must be a lowercase identifier")
+            if not _SOURCE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"source name {name!r} must be a dbt source table: `table` (source `raw`) "
+                    "or `source.table`, lowercase identifiers"
+                )
         return value
 
 
-def load_sources(path: Path) -> list[SourceConfig]:
-    """The sources of `path` (`Settings.sources_config`); errors name file, line and field."""
-    parsed = load_model(path, SourcesFile)
-    return [_source(name, entry, parsed.defaults) for name, entry in parsed.sources.items()]
-
-
-def _source(name: str, entry: SourceEntry, defaults: SourceDefaults) -> SourceConfig:
+def source_config(name: str, entry: SourceEntry, defaults: SourceDefaults) -> SourceConfig:
+    """The connector configuration of one entry of the project file's `connectors:`."""
     retries = entry.retries or defaults.retries
     return SourceConfig(
         name=name,
         connector=entry.connector,
         options=dict(entry.model_extra or {}),
-        owner=entry.owner or defaults.owner,
+        owner=entry.owner,
         description=entry.description,
         primary_key=tuple(entry.primary_key),
         retries=RetrySettings(retries.max_retries, retries.delay_seconds),

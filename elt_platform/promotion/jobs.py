@@ -12,9 +12,10 @@ from elt_platform.access.identity import ROLE_TAG, USER_TAG
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import EltError, UnknownRelease
 from elt_platform.orchestration.names import GC_JOB, PROMOTE_JOB, ROLLBACK_JOB
+from elt_platform.orchestration.publish_lineage import publish_lineage
 from elt_platform.orchestration.resources import WarehouseResource
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.promotion.gc import collect_garbage
 from elt_platform.store.releases import PublishResult
@@ -85,33 +86,35 @@ def _promote_body(
     context, config: PromoteConfig, warehouse: WarehouseResource, asset_graph: AssetGraphSource
 ):
     """Re-evaluate the gates for exactly the candidate versions, then publish them atomically."""
-    wh = warehouse.warehouse
-    environment_from_name(config.source_environment)
-    policy = load_promotion_policy(wh.settings.promotion_path).model_copy(
-        update={"source_environment": config.source_environment}
-    )
-    contracts = contracts_for(wh.settings.contracts_dir)
-    cand = evaluate_candidate(wh, context.instance, asset_graph(), policy, contracts)
-    if not cand.eligible:
-        raise dg.Failure(
-            description=f"release candidate from {cand.source_environment} is blocked",
-            metadata={"problems": "\n".join(cand.problems)},
-            allow_retries=False,
+    with publish_lineage(context, warehouse) as lineage:  # OpenLineage START, COMPLETE/FAIL
+        wh = warehouse.warehouse
+        environment_from_name(config.source_environment)
+        policy = load_promotion_policy(wh.settings).model_copy(
+            update={"source_environment": config.source_environment}
         )
-    if config.expected_manifest_hash and config.expected_manifest_hash != cand.manifest_hash:
-        raise dg.Failure(
-            description="staging changed after the sensor requested this promotion; "
-            "the sensor will request a new one",
-            allow_retries=False,
+        contracts = contracts_for(wh.settings)
+        cand = evaluate_candidate(wh, context.instance, asset_graph(), policy, contracts)
+        if not cand.eligible:
+            raise dg.Failure(
+                description=f"release candidate from {cand.source_environment} is blocked",
+                metadata={"problems": "\n".join(cand.problems)},
+                allow_retries=False,
+            )
+        if config.expected_manifest_hash and config.expected_manifest_hash != cand.manifest_hash:
+            raise dg.Failure(
+                description="staging changed after the sensor requested this promotion; "
+                "the sensor will request a new one",
+                allow_retries=False,
+            )
+        result = wh.publish(
+            cand.source_environment,
+            assets=list(cand.manifest),
+            triggered_by=config.triggered_by,
+            code_version=cand.code_version,
+            gate_summary=cand.gate_summary(),
+            run_id=context.run_id,
         )
-    result = wh.publish(
-        cand.source_environment,
-        assets=list(cand.manifest),
-        triggered_by=config.triggered_by,
-        code_version=cand.code_version,
-        gate_summary=cand.gate_summary(),
-        run_id=context.run_id,
-    )
+        lineage.published(result, cand.checks, cand.source_environment)
     checks = {a: {f"check_{k}": v for k, v in c.items()} for a, c in cand.checks.items()}
     yield from _prod_materializations(result, "promote", wh, checks)
     context.log.info(
@@ -126,17 +129,19 @@ def _rollback_body(
 ):
     """Point prod back at a release; a subset also rolls back everything downstream of it."""
     wh = warehouse.warehouse
-    try:
-        result = rollback_prod(
-            wh,
-            config.release_id,
-            config.assets,
-            asset_graph(),
-            actor=config.triggered_by,
-            run_id=context.run_id,
-        )
-    except EltError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    with publish_lineage(context, warehouse) as lineage:  # OpenLineage START, COMPLETE/FAIL
+        try:
+            result = rollback_prod(
+                wh,
+                config.release_id,
+                config.assets,
+                asset_graph(),
+                actor=config.triggered_by,
+                run_id=context.run_id,
+            )
+        except EltError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        lineage.published(result)
     yield from _prod_materializations(result, "rollback", wh, {})
 
 
@@ -195,7 +200,7 @@ def build_promotion_jobs(asset_graph: AssetGraphSource) -> list[dg.JobDefinition
     @dg.op(name="collect_unreferenced", tags={"kind": "gc"}, out={})
     def collect(context: dg.OpExecutionContext, warehouse: WarehouseResource):
         """Keep the newest releases and every held one; delete versions nothing references."""
-        policy = load_promotion_policy(warehouse.settings.promotion_path)
+        policy = load_promotion_policy(warehouse.settings)
         report = collect_garbage(
             warehouse.warehouse,
             keep=policy.keep_releases,

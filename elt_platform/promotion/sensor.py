@@ -6,8 +6,8 @@ import dagster as dg
 from elt_platform.environments import PROD
 from elt_platform.orchestration.names import CODE_VERSION_TAG, PROMOTE_JOB, PROMOTION_SENSOR
 from elt_platform.orchestration.resources import WarehouseResource
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.promotion.jobs import PROMOTION_SENSOR_IDENTITY, AssetGraphSource
 
@@ -22,8 +22,8 @@ def build_promotion_sensor(asset_graph: AssetGraphSource) -> dg.SensorDefinition
     )
     def promotion_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         wh = warehouse.warehouse
-        policy = load_promotion_policy(wh.settings.promotion_path)
-        contracts = contracts_for(wh.settings.contracts_dir)
+        policy = load_promotion_policy(wh.settings)
+        contracts = contracts_for(wh.settings)
         graph = asset_graph()
         cand = evaluate_candidate(wh, context.instance, graph, policy, contracts)
         prod = wh.environments.pointers(PROD)

@@ -14,13 +14,13 @@ import dagster as dg
 from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.access.masking import masking_key
 from elt_platform.access.masking_policy import save_masking_policy
-from elt_platform.access.sensitivity import pii_masking_rules
+from elt_platform.access.sensitivity import masking_rules
 from elt_platform.durations import parse_duration
 from elt_platform.environments import OWNER_PATTERN, validate_sandbox_name
 from elt_platform.errors import ConfigError, EnvironmentExists, UnknownEnvironment, UnknownRelease
 from elt_platform.orchestration.partitions import sync_environment_partitions
 from elt_platform.project.code_version import current_code_version
-from elt_platform.project.environment_config import environment_config
+from elt_platform.project.project_file import environment_config
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.settings import Settings
 from elt_platform.store.ledger import LedgerKind
@@ -86,8 +86,8 @@ def create_sandbox(
             hint="promote one first (`elt demo`, or `elt build staging` then `elt promote`)",
         )
     overrides = {"flags": dict(flags or {}), "vars": dict(vars or {})}
-    config = environment_config(settings.environments_path, valid, overrides)
-    policy = pii_masking_rules(settings)
+    config = environment_config(settings, valid, overrides)
+    policy = masking_rules(settings)
     if policy is not None:
         save_masking_policy(wh.meta, policy)
 
@@ -165,7 +165,7 @@ def new_record(
     overrides: dict[str, Any],
 ) -> dict[str, Any]:
     """The first version of an experiment record (see experiment.py for what updates it)."""
-    code = current_code_version()
+    code = current_code_version(settings.dbt_project_dir)
     stamp = created_at.replace("-", "").replace(":", "").replace("+00:00", "Z")
     return {
         "experiment_id": f"{sandbox}-{stamp}",

@@ -13,10 +13,10 @@ import duckdb
 from elt_platform.access.masking import RelationSql, sandbox_relation_sql
 from elt_platform.environments import EnvironmentKind, environment_from_name
 from elt_platform.errors import UnknownAsset, UnknownExperiment
+from elt_platform.project.contracts.from_dbt import load_sources
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.project.keys import asset_keys_columns
 from elt_platform.project.manifest import load_manifest
-from elt_platform.project.sources import load_sources
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.sandboxes.row_diff import TableDiff, diff_relations
 from elt_platform.settings import Settings
@@ -61,9 +61,9 @@ def resolve_side(wh: Warehouse, spec: str) -> Side:
 
 
 def primary_keys(settings: Settings) -> dict[str, list[str]]:
-    """Keys of raw assets (sources.yaml) and dbt models (meta.primary_key or a unique test)."""
+    """Keys of raw assets and dbt models (meta.primary_key or a unique test)."""
     manifest = load_manifest(prepare_manifest(load_dbt_project(settings)))
-    return asset_keys_columns(load_sources(settings.sources_config), manifest)
+    return asset_keys_columns(load_sources(settings), manifest)
 
 
 def diff_sides(

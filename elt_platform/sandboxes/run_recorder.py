@@ -85,7 +85,7 @@ def _record(context, wh, setup: DbtRunSetup, new_versions, events, diffs) -> Non
             else:
                 entry["failed"] += 1
                 entry["failed_checks"].append(event.check_name)
-    code = current_code_version()
+    code = current_code_version(wh.settings.dbt_project_dir)
     code_versions = context.assets_def.code_versions_by_key
     code_info = {
         "commit": code.commit,

@@ -35,7 +35,8 @@ def test_table_lineage_matches_the_dagster_asset_graph(platform_home, graph):
 def test_aggregation_through_a_join_traces_lifetime_value_to_raw_order_fields(graph):
     direct = _sources(graph, "customers", "lifetime_value")
     assert set(direct) == {"int_orders_enriched.order_amount", "int_orders_enriched.status"}
-    assert {e.kind for e in direct.values()} == {"aggregation"}
+    assert direct["int_orders_enriched.order_amount"].kind == "aggregation"
+    assert direct["int_orders_enriched.status"].kind == "conditional"  # only picks the rows summed
     assert "SUM(CASE WHEN" in direct["int_orders_enriched.order_amount"].transformation
     upstream = {str(r) for r in graph.upstream_columns(ColumnRef("customers", "lifetime_value"))}
     assert {"raw/orders.quantity", "raw/orders.unit_price", "raw/orders.status"} <= upstream
@@ -66,6 +67,71 @@ def test_mart_columns_through_a_join_keep_their_source_with_renames_and_casts(gr
 def test_count_star_depends_on_the_rows_of_its_input(graph):
     direct = _sources(graph, "daily_revenue", "order_count")
     assert set(direct) == {f"int_orders_enriched.{ROWS}"}
+    average = _sources(graph, "daily_revenue", "avg_order_value")  # sum(...) / count(*)
+    assert set(average) == {"int_orders_enriched.order_amount", f"int_orders_enriched.{ROWS}"}
+    assert graph.assets["int_orders_enriched"].primary_key == ("order_id",)
+
+
+def test_filters_groupings_and_joins_are_dataset_level_edges_of_the_model(graph):
+    rows = {(str(e.source), e.kind) for e in graph.row_edges("daily_revenue")}
+    assert rows == {
+        ("int_orders_enriched.status", "filter"),
+        ("int_orders_enriched.order_date", "group_by"),
+    }
+    joins = {str(e.source) for e in graph.row_edges("int_orders_enriched") if e.kind == "join"}
+    assert joins == {
+        "stg_orders.product_id",
+        "stg_products.product_id",
+        "stg_orders.order_id",
+        "stg_payments.order_id",
+    }
+    # A filter decides rows, not values: nothing downstream becomes "derived from" status.
+    assert ColumnRef("int_orders_enriched", "status") not in graph.upstream_columns(
+        ColumnRef("daily_revenue", "revenue")
+    )
+
+
+def test_indirect_uses_are_told_apart_from_values_on_a_small_query():
+    manifest = {
+        "sources": {},
+        "nodes": {
+            f"model.p.{n}": _node("model", n, None, columns={c: {} for c in cols})
+            for n, cols in (("t", ("k", "a", "b", "c", "d")), ("u", ("k", "flag")))
+        },
+    }
+    manifest["nodes"]["model.p.m"] = _node("model", "m", None, deps=["model.p.t", "model.p.u"])
+    compiled = {
+        "model.p.t": "select 1 as k, 1 as a, 1 as b, 1 as c, 1 as d",
+        "model.p.u": "select 1 as k, true as flag",
+        "model.p.m": (
+            "select t.a, sum(t.b) filter (where t.c > 0) as s, "
+            "case when t.d > 1 then t.a end as picked, "
+            "row_number() over (partition by t.c order by t.d) as rn, count(*) as n "
+            "from main.t join main.u on t.k = u.k "
+            "where u.flag and t.a in (select k from main.u) group by t.a, t.c, t.d order by t.a"
+        ),
+    }
+    graph = build_graph(manifest, compiled)
+    kinds = {
+        (str(e.source), str(e.target)): e.kind
+        for c in ("a", "s", "picked", "rn", "n")
+        for e in graph.upstream_edges(ColumnRef("m", c))
+    }
+    assert kinds[("t.b", "m.s")] == "aggregation"
+    assert kinds[("t.c", "m.s")] == "filter"  # aggregate FILTER (WHERE ...)
+    assert kinds[("t.a", "m.picked")] == "transformation"  # the value, through the CASE
+    assert kinds[("t.d", "m.picked")] == "conditional"
+    assert kinds[("t.c", "m.rn")] == kinds[("t.d", "m.rn")] == "window"
+    assert kinds[(f"t.{ROWS}", "m.n")] == "aggregation"
+    rows = {(str(e.source), e.kind) for e in graph.row_edges("m")}
+    assert {
+        ("t.k", "join"),
+        ("u.k", "join"),
+        ("u.flag", "filter"),
+        ("u.k", "filter"),  # the IN (subquery)
+        ("t.a", "group_by"),
+        ("t.a", "sort"),
+    } <= rows
 
 
 def test_pii_propagates_to_derived_columns_and_raw_columns_map_to_source_fields(graph):

@@ -285,36 +285,46 @@ def test_client_built_event_validates(tmp_path):
     assert validate_file(path) == 3
 
 
-def test_platform_built_events_validate():
-    """The platform's own START/COMPLETE/FAIL events (built without a Dagster run)."""
-    from elt_platform.audit.openlineage import Materialization, build_events
+def test_platform_built_datasets_validate_with_strict_placement(tmp_path):
+    """The platform's own dataset builders (outside a Dagster run): a version output with column
+    lineage, a checked input, a source input and a prod view, in one event."""
+    from elt_platform.orchestration.lineage_datasets import (
+        DatasetName,
+        release_output,
+        source_column_lineage,
+        source_input,
+        version_input,
+        version_output,
+    )
+    from elt_platform.store.versions import Version
 
-    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    ok = Materialization(
-        asset="stg_orders",
-        environment="dev",
-        dagster_run_id=str(uuid.uuid4()),
-        job_name="__ASSET_JOB",
-        started_at=start,
-        ended_at=start + timedelta(seconds=3),
-        version_id="v1",
-        checks=[("not_null_id", True, "ERROR")],
-        params={"rows": "10"},
+    folder = tmp_path / "versions" / "raw__orders" / "v1"
+    version = Version("raw/orders", "v1", folder / "data.parquet", 10, 100, (("id", "BIGINT"),), "")
+    source = DatasetName("file", str(tmp_path / "orders.parquet"))
+    catalog = tmp_path / "catalogs" / "staging.duckdb"
+    event = RunEvent(
+        eventType=RunState.COMPLETE,
+        eventTime=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat(),
+        producer=PRODUCER,
+        run=Run(runId=str(uuid.uuid4())),
+        job=Job(namespace="elt_platform", name="raw/orders"),
+        inputs=[source_input(source), version_input(version, "staging", {"contract": True})],
+        outputs=[
+            version_output(
+                version,
+                "staging",
+                catalog,
+                column_lineage=source_column_lineage(["id"], [source], ["id"]),
+                owner="team:data",
+            ),
+            release_output(version, "r0001-abc", tmp_path / "catalogs" / "prod.duckdb"),
+        ],
     )
-    failed = Materialization(
-        asset="stg_orders",
-        environment="dev",
-        dagster_run_id=str(uuid.uuid4()),
-        job_name="__ASSET_JOB",
-        started_at=start,
-        error="boom",
-    )
-    events = build_events(
-        ok, schema=[("id", "BIGINT")], rows=10, size=100, inputs={"raw": "v0"}, graph=None
-    ) + build_events(failed, schema=None, rows=None, size=None, inputs={}, graph=None)
-    assert [e.eventType.value for e in events] == ["START", "COMPLETE", "START", "FAIL"]
-    for event in events:
-        validate_event(Serde.to_dict(event))
+    wire = json.loads(Serde.to_json(event))
+    validate_event(wire, strict_placement=True)
+    assert wire["outputs"][0]["name"] == str(folder)
+    assert wire["outputs"][1]["name"] == "prod.raw.orders"
+    assert "dataQualityAssertions" in wire["inputs"][1]["inputFacets"]
 
 
 def _spec_examples():

@@ -1,5 +1,5 @@
-"""A small real installation per test module: its own sources.yaml, landing folder, warehouse and
-Dagster instance; builds go through `build_environment` (a recorded Dagster run)."""
+"""A small real installation per test module: its own project file (only `connectors:`), landing
+folder, warehouse and Dagster instance; builds go through `build_environment` (a recorded run)."""
 
 from __future__ import annotations
 
@@ -78,9 +78,9 @@ class Installation:
 def make_installation(root: Path, sources: dict[str, dict]) -> Installation:
     landing = root / "landing"
     landing.mkdir(parents=True, exist_ok=True)
-    config = root / "sources.yaml"
-    config.write_text(yaml.safe_dump({"sources": sources}, sort_keys=False))
+    config = root / "elt_project.yml"
+    config.write_text(yaml.safe_dump({"connectors": {"sources": sources}}, sort_keys=False))
     settings = make_settings(
-        root / "home", ELT_SOURCES_DIR=str(landing), ELT_SOURCES_CONFIG=str(config)
+        root / "home", ELT_SOURCES_DIR=str(landing), ELT_PROJECT_FILE=str(config)
     )
     return Installation(settings)

@@ -1,29 +1,28 @@
-"""Contracts: precise load errors, change classification, dbt agreement, CI compliance."""
+"""Contracts: read from the dbt YAML (the one declaration), precise errors naming file and key,
+change classification, and the gates they generate."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
+from elt_platform.access.facade import open_warehouse
+from elt_platform.checks.contract import check_contract
 from elt_platform.errors import ContractError
-from elt_platform.project.contracts.dbt_alignment import check_contracts
 from elt_platform.project.contracts.evolution import (
     breaking_change_approved,
     classify_contract_change,
     classify_schema_change,
     is_widening,
 )
-from elt_platform.project.contracts.files import load_contract, load_contracts
+from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
-from elt_platform.settings import REPO_ROOT, load_settings
-
-CONTRACTS = REPO_ROOT / "contracts"
+from elt_platform.settings import load_settings
+from elt_platform_tests.conftest import cli_env, edit_yaml, run_cli
+from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 
 
 def _base() -> dict:
@@ -88,26 +87,93 @@ def _kinds(old: Contract, new: Contract) -> dict[str, bool]:
     return {c.kind: c.breaking for c in classify_contract_change(old, new)}
 
 
-def test_repository_contracts_load():
-    contracts = load_contracts(CONTRACTS)
-    assert {"raw/orders", "raw/customers", "orders", "customers", "daily_revenue"} <= set(contracts)
+def _project_copy(tmp_path: Path, platform_home) -> tuple[Path, object]:
+    project = copy_dbt_project(tmp_path / "dbt_project")
+    settings = dataclasses.replace(platform_home, dbt_project_dir=project)
+    prepare_manifest(load_dbt_project(settings))
+    return project, settings
 
 
-def test_load_errors_name_file_line_and_field(tmp_path):
-    bad = tmp_path / "bad.yml"
-    text = (CONTRACTS / "raw" / "orders.yml").read_text()
-    bad.write_text(text.replace("owner: team:data-platform", "owner: not an owner"))
+def _model(data: dict, name: str) -> dict:
+    return next(m for m in data["models"] if m["name"] == name)
+
+
+def test_the_demo_contracts_are_read_from_its_dbt_yaml():
+    settings = load_settings()
+    prepare_manifest(load_dbt_project(settings))
+    contracts = contracts_for(settings)
+    gated = {a for a, c in contracts.items() if c.gated}
+    assert gated == {"raw/customers", "raw/orders", "raw/payments", "raw/products"} | {
+        "customers",
+        "orders",
+        "daily_revenue",
+    }
+    orders = contracts["raw/orders"]
+    assert orders.kind == "source" and orders.owner == "team:data-platform"
+    assert orders.primary_key == ["order_id", "updated_at"] and orders.drift_policy == "quarantine"
+    assert (orders.retention, orders.retention_column) == ("2555d", "ordered_at")
+    quantity = orders.column("quantity")
+    assert quantity.type == "integer" and not quantity.nullable  # data_type + not_null test
+    assert (quantity.constraints.min, quantity.constraints.max) == (1, 1000)  # meta.constraints
+    status = orders.column("status").constraints.allowed_values  # accepted_values test
+    assert status == ["placed", "shipped", "delivered", "returned", "cancelled"]
+    assert (
+        contracts["customers"].enforced
+        and contracts["customers"].column("email").constraints.unique
+    )
+    assert contracts["raw/customers"].column("email").sensitivity == "pii"
+    # Models that are not raw tables and whose dbt contract is not enforced are gated by dbt tests.
+    assert not contracts["stg_orders"].gated and contracts["stg_orders"].retention == "2555d"
+
+
+def test_a_contract_gate_follows_its_dbt_yaml(platform_home, tmp_path):
+    """Change a constraint in the YAML and the pandera gate of the same version changes."""
+    version = open_warehouse(platform_home).resolve("prod")["raw/products"]
+    project, settings = _project_copy(tmp_path, platform_home)
+    assert check_contract(version, contracts_for(settings)["raw/products"]).passed
+
+    def cap_price(data: dict) -> None:
+        products = next(t for t in data["sources"][0]["tables"] if t["name"] == "products")
+        price = next(c for c in products["columns"] if c["name"] == "unit_price")
+        price["config"]["meta"]["constraints"]["max"] = 1.0
+
+    edit_yaml(project / "models" / "staging" / "_sources.yml", cap_price)
+    prepare_manifest(load_dbt_project(settings))
+    outcome = check_contract(version, contracts_for(settings)["raw/products"])
+    assert not outcome.passed and outcome.failed_rows > 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (
+            lambda d: _model(d, "orders")["config"]["meta"].update(retention="seven years"),
+            "models/marts/_marts.yml: models.orders.meta.retention: 'seven years' is not a duration",
+        ),
+        (
+            lambda d: _model(d, "orders")["columns"][0]["config"]["meta"].update(
+                sensitivity="secret"
+            ),
+            "models/marts/_marts.yml: models.orders.columns.order_id.meta.sensitivity:",
+        ),
+        (
+            lambda d: _model(d, "orders")["config"]["meta"].update(owner="nobody"),
+            "models/marts/_marts.yml: models.orders.meta.owner: 'nobody' must be an e-mail",
+        ),
+    ],
+)
+def test_a_malformed_declaration_is_one_line_naming_file_and_key(
+    platform_home, tmp_path, edit, where
+):
+    project, settings = _project_copy(tmp_path, platform_home)
+    edit_yaml(project / "models" / "marts" / "_marts.yml", edit)
+    prepare_manifest(load_dbt_project(settings))
     with pytest.raises(ContractError) as err:
-        load_contract(bad)
-    line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if t.startswith("owner"))
-    assert f"{bad}:{line}: owner:" in str(err.value)
-
-    bad.write_text(text.replace("type: integer", "type: integr"))
-    with pytest.raises(ContractError, match=r"bad.yml:\d+: columns\.3\.type: .*unknown type"):
-        load_contract(bad)
-    bad.write_text("dataset: [unclosed\n")
-    with pytest.raises(ContractError, match="not valid YAML"):
-        load_contract(bad)
+        contracts_for(settings)
+    assert str(err.value.args[0]).startswith(where), err.value.args[0]
+    proc = run_cli(settings, "contracts", "check")
+    assert proc.returncode == 2 and where in proc.stderr.replace("\n", " ")
+    assert len([line for line in proc.stderr.splitlines() if line.startswith("error:")]) == 1
 
 
 @pytest.mark.parametrize(
@@ -194,61 +260,7 @@ def test_produced_schema_changes_are_classified():
     assert is_widening("date", "timestamp") and not is_widening("timestamp", "date")
 
 
-def test_each_dbt_mart_model_contract_agrees_with_its_data_contract():
-    settings = load_settings()
-    manifest = json.loads(prepare_manifest(load_dbt_project(settings)).read_text())
-    contracts = load_contracts(CONTRACTS)
-    marts = [
-        n
-        for n in manifest["nodes"].values()
-        if n["resource_type"] == "model" and n["fqn"][1] == "marts"
-    ]
-    assert marts
-    assert marts, "nothing to check"
-    for node in marts:
-        assert node["config"]["contract"]["enforced"], node["name"]
-        data = contracts[node["name"]]
-        dbt_cols = {n: c["data_type"].replace(" ", "").lower() for n, c in node["columns"].items()}
-        assert dbt_cols == {c.name: c.type for c in data.columns}, node["name"]
-
-
-def test_compliance_passes_on_the_repository():
-    contracts, problems = check_contracts(load_settings())
-    assert problems == [] and len(contracts) == 7
-
-
-def test_compliance_fails_for_missing_owner_and_missing_contract(tmp_path):
-    folder = tmp_path / "contracts"
-    shutil.copytree(CONTRACTS, folder)
-    orders = folder / "marts" / "orders.yml"
-    data = yaml.safe_load(orders.read_text())
-    del data["owner"]
-    orders.write_text(yaml.safe_dump(data))
-    (folder / "raw" / "payments.yml").unlink()
-    settings = dataclasses.replace(load_settings(), contracts_dir=folder)
-    _, problems = check_contracts(settings)
-    assert any("orders.yml" in p and "owner" in p for p in problems)
-    assert any(p.startswith("raw/payments: no contract") for p in problems)
-
-
-def test_contracts_check_cli_exit_codes(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    ok = subprocess.run(
-        [sys.executable, "-m", "elt_platform", "contracts", "check"], capture_output=True, text=True
-    )
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    folder = tmp_path / "c"
-    shutil.copytree(CONTRACTS, folder)
-    (folder / "marts" / "daily_revenue.yml").unlink()
-    env = {**os.environ, "ELT_CONTRACTS_DIR": str(folder)}
-    bad = subprocess.run(
-        [sys.executable, "-m", "elt_platform", "contracts", "check"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert bad.returncode == 1 and "daily_revenue: no contract" in bad.stdout
-    assert Path(folder).exists()
+def test_contracts_check_cli_lists_the_gated_datasets(platform_home):
+    proc = run_cli(platform_home, "contracts", "check", env=cli_env(platform_home))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "12 datasets declared in the dbt YAML, 7 with a contract gate" in proc.stdout

@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.access.facade import open_warehouse
 from elt_platform.connectors.replay import replay_quarantine
 from elt_platform.environments import STAGING
 from elt_platform.launch.runs import build_environment
-from elt_platform.project.contracts.files import load_contracts
-from elt_platform.project.sources import load_sources
-from elt_platform.settings import REPO_ROOT
-from elt_platform_tests.conftest import make_settings
+from elt_platform.project.contracts.from_dbt import contracts_for, load_sources
+from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
+from elt_platform_tests.conftest import edit_yaml, make_settings
+from elt_platform_tests.sandboxes.conftest import copy_dbt_project
+
+
+def _orders_source(data: dict) -> dict:
+    return next(t for t in data["sources"][0]["tables"] if t["name"] == "orders")
 
 
 def _install(tmp_path, policy: str):
+    """A copy of the demo project whose raw orders declare drift policy `policy` (dbt meta)."""
     sources = tmp_path / "sources"
     ensure_synthetic_sources(sources, rows=300, seed=5)
-    contracts = tmp_path / "contracts"
-    shutil.copytree(REPO_ROOT / "contracts", contracts)
-    path = contracts / "raw" / "orders.yml"
-    data = yaml.safe_load(path.read_text())
-    data["drift_policy"] = policy
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    settings = make_settings(tmp_path / "home", ELT_SOURCES_DIR=str(sources))
-    return dataclasses.replace(settings, contracts_dir=contracts)
+    project = copy_dbt_project(tmp_path / "dbt_project")
+    edit_yaml(
+        project / "models" / "staging" / "_sources.yml",
+        lambda d: _orders_source(d)["config"]["meta"].update(drift_policy=policy),
+    )
+    return make_settings(
+        tmp_path / "home", ELT_SOURCES_DIR=str(sources), ELT_PROJECT_DIR=str(project)
+    )
 
 
 def _build(settings):
@@ -96,15 +98,18 @@ def test_quarantine_loads_good_rows_diverts_bad_ones_and_replays_after_a_fix(tmp
     assert wh.environments.pointers(STAGING) == pointers
     assert len((wh.root / "alerts.jsonl").read_text().splitlines()) == 1
 
-    # The owner decides `lost` is a valid status: fix the contract, replay.
-    path = settings.contracts_dir / "raw" / "orders.yml"
-    data = yaml.safe_load(path.read_text())
-    status = next(c for c in data["columns"] if c["name"] == "status")
-    status["constraints"]["allowed_values"].append("lost")
-    data["version"] = "1.1.0"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    contract = load_contracts(settings.contracts_dir)["raw/orders"]
-    source = next(s for s in load_sources(settings.sources_config) if s.name == "orders")
+    # The owner decides `lost` is a valid status: fix the contract (its dbt YAML), replay.
+    def allow_lost(data: dict) -> None:
+        table = _orders_source(data)
+        status = next(c for c in table["columns"] if c["name"] == "status")
+        accepted = next(t for t in status["data_tests"] if isinstance(t, dict))
+        accepted["accepted_values"]["arguments"]["values"].append("lost")
+        table["config"]["meta"]["contract_version"] = "1.1.0"
+
+    edit_yaml(settings.dbt_project_dir / "models" / "staging" / "_sources.yml", allow_lost)
+    prepare_manifest(load_dbt_project(settings))
+    contract = contracts_for(settings)["raw/orders"]
+    source = next(s for s in load_sources(settings) if s.name == "orders")
     result = replay_quarantine(wh, source, contract, STAGING, actor="test")
     assert (result.replayed, result.loaded, result.still_quarantined) == (4, 1, 3)
     assert _rows(settings, "SELECT count(*) FROM raw.orders WHERE status = 'lost'")[0][0] == 1

@@ -7,11 +7,20 @@ import pytest
 
 from elt_platform.connectors.drift import decide, detect_drift
 from elt_platform.connectors.quarantine import split_rows
-from elt_platform.project.contracts.files import load_contracts
+from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.contracts.model import DriftPolicy
-from elt_platform.settings import REPO_ROOT
+from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
+from elt_platform.settings import load_settings
 
-CONTRACTS = load_contracts(REPO_ROOT / "contracts")
+
+@pytest.fixture(scope="module")
+def contracts():
+    """The demo project's contracts, read from its dbt YAML."""
+    settings = load_settings()
+    prepare_manifest(load_dbt_project(settings))
+    return contracts_for(settings)
+
+
 HEADER = "order_id,customer_id,product_id,quantity,unit_price,status,ordered_at,updated_at"
 GOOD = "{id},7,3,2,19.99,placed,2025-01-02 10:00:00,2025-01-02 10:00:00"
 # (row, expected reason): at least one row of every kind of violation the contract can catch.
@@ -68,11 +77,11 @@ def con(tmp_path):
     connection.close()
 
 
-def test_every_kind_of_bad_row_is_quarantined_with_its_reason(con):
+def test_every_kind_of_bad_row_is_quarantined_with_its_reason(con, contracts):
     counts = split_rows(
         con,
         "SELECT * FROM src",
-        CONTRACTS["raw/orders"],
+        contracts["raw/orders"],
         position_sql="'orders.csv:' || (row_number() OVER () + 1)",
     )
     assert counts.read == 20 + len(BAD_ORDERS)
@@ -86,7 +95,7 @@ def test_every_kind_of_bad_row_is_quarantined_with_its_reason(con):
     assert types["order_id"] == "BIGINT" and types["unit_price"] == "DECIMAL(12,2)"
 
 
-def test_keys_already_loaded_are_quarantined(con):
+def test_keys_already_loaded_are_quarantined(con, contracts):
     con.execute(
         "CREATE TABLE loaded AS SELECT 5::BIGINT AS order_id, "
         "TIMESTAMP '2025-01-02 10:00:00' AS updated_at"
@@ -94,19 +103,19 @@ def test_keys_already_loaded_are_quarantined(con):
     counts = split_rows(
         con,
         "SELECT * FROM src WHERE order_id IN ('4','5','6')",
-        CONTRACTS["raw/orders"],
+        contracts["raw/orders"],
         existing_keys_sql="SELECT * FROM loaded",
     )
     assert (counts.loaded, counts.quarantined) == (2, 1)
     assert counts.reasons == {"key order_id, updated_at already loaded": 1}
 
 
-def test_missing_non_null_column_quarantines_every_row(con):
-    counts = split_rows(con, "SELECT * EXCLUDE (status) FROM src", CONTRACTS["raw/orders"])
+def test_missing_non_null_column_quarantines_every_row(con, contracts):
+    counts = split_rows(con, "SELECT * EXCLUDE (status) FROM src", contracts["raw/orders"])
     assert counts.loaded == 0 and counts.reasons.get("missing column status", 0) >= 20
 
 
-def test_customer_regexes_catch_malformed_emails_and_postal_codes():
+def test_customer_regexes_catch_malformed_emails_and_postal_codes(contracts):
     con = duckdb.connect()
     con.execute("""CREATE TABLE c AS SELECT * FROM (VALUES
         ('1','A','B','a@example.com','+1-555-0100-1234','1 Road','X','north','12345','1990-01-01','2024-01-01','2024-01-01'),
@@ -114,7 +123,7 @@ def test_customer_regexes_catch_malformed_emails_and_postal_codes():
         ('3','A','B','c@example.com','+1-555-0100-1234','1 Road','X','north','1234','1990-01-01','2024-01-01','2024-01-01')
     ) t(customer_id, first_name, last_name, email, phone, street_address, city, region,
         postal_code, birth_date, signup_at, updated_at)""")  # noqa: E501
-    counts = split_rows(con, "SELECT * FROM c", CONTRACTS["raw/customers"])
+    counts = split_rows(con, "SELECT * FROM c", contracts["raw/customers"])
     assert counts.reasons == {
         "email does not match pattern": 1,
         "postal_code does not match pattern": 1,
@@ -132,8 +141,8 @@ def test_customer_regexes_catch_malformed_emails_and_postal_codes():
         (DriftPolicy.FREEZE, {}, "accept"),
     ],
 )
-def test_drift_policy_decisions(policy, seen, action):
-    contract = CONTRACTS["raw/orders"]
+def test_drift_policy_decisions(policy, seen, action, contracts):
+    contract = contracts["raw/orders"]
     schema = {c.name: c.type.upper() for c in contract.columns}
     drop = seen.pop("drop", None)
     schema.update(seen)

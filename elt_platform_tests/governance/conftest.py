@@ -3,6 +3,7 @@ spend budgets or drop sandboxes never touch the shared one), and identities."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sqlite3
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 
 from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.access.identity import Identity
+from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.settings import Settings
-from elt_platform_tests.conftest import make_settings
+from elt_platform_tests.conftest import edit_yaml, make_settings
+from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 
 
 def copy_installation(source: Settings, home: Path) -> Settings:
@@ -50,3 +53,29 @@ def as_identity(settings: Settings, user: str, role: str) -> GovernedWarehouse:
 def installation(platform_home, tmp_path) -> Settings:
     """A private, writable copy of the session's built and published installation."""
     return copy_installation(platform_home, tmp_path / "home")
+
+
+def with_project_file(settings: Settings, tmp_path: Path, edit) -> Settings:
+    """`settings` reading a copy of its project file changed by `edit(data)` (ELT_PROJECT_FILE)."""
+    path = tmp_path / "elt_project.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(settings.project_file, path)
+    edit_yaml(path, edit)
+    return dataclasses.replace(settings, project_file_override=path)
+
+
+def with_yaml_edit(settings: Settings, tmp_path: Path, file: str, edit) -> Settings:
+    """`settings` on a copy of its dbt project whose YAML `models/<file>` `edit(data)` changed
+    (its manifest prepared, as `elt dbt prepare` would)."""
+    project = copy_dbt_project(tmp_path / "dbt_project")
+    edit_yaml(project / "models" / file, edit)
+    changed = dataclasses.replace(settings, dbt_project_dir=project)
+    prepare_manifest(load_dbt_project(changed))
+    return changed
+
+
+def yaml_node(data: dict, name: str) -> dict:
+    """The model (or, in a sources file, the source table) called `name` of a dbt YAML file."""
+    if "sources" in data:
+        return next(t for t in data["sources"][0]["tables"] if t["name"] == name)
+    return next(m for m in data["models"] if m["name"] == name)

@@ -4,8 +4,6 @@ ledger entry, and changes nothing else."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from elt_platform.access.facade import open_warehouse
@@ -15,9 +13,8 @@ from elt_platform.errors import AccessDenied
 from elt_platform.governance.contract_changes import record_contract_change
 from elt_platform.launch.runs import build_environment
 from elt_platform.sandboxes.create import create_sandbox
-from elt_platform.settings import REPO_ROOT
 from elt_platform_tests.conftest import cli_env, run_cli
-from elt_platform_tests.governance.conftest import as_identity
+from elt_platform_tests.governance.conftest import as_identity, with_project_file
 
 ANN, BOB = "ann@example.com", "bob@example.com"
 
@@ -131,7 +128,7 @@ def test_cli_analyst_cannot_drop_another_analysts_sandbox_but_can_drop_their_own
 
 
 def test_cli_only_stewards_record_contract_changes_and_auditors_read_the_ledger(installation):
-    contract = REPO_ROOT / "contracts" / "marts" / "orders.yml"
+    contract = "orders"  # its contract is its dbt YAML
     analyst = _as(installation, ANN, "analyst")
     denied = run_cli(installation, "governance", "contract", str(contract), env=analyst)
     assert denied.returncode == 2 and "may not edit contracts" in denied.stderr
@@ -173,23 +170,18 @@ def test_cli_only_stewards_record_contract_changes_and_auditors_read_the_ledger(
 
 def test_steward_recording_the_same_contract_twice_records_it_once(installation):
     steward = as_identity(installation, "sue@example.com", "steward")
-    path = REPO_ROOT / "contracts" / "raw" / "customers.yml"
-    first = record_contract_change(steward, path)
-    again = record_contract_change(steward, path)
+    first = record_contract_change(steward, "raw/customers")
+    again = record_contract_change(steward, "raw/customers")
     assert first.recorded and first.changes == ["first recorded version"]
     assert not again.recorded
     assert len(steward.ledger.entries(kind="contract.changed")) == 1
 
 
 def test_a_pinned_user_cannot_claim_another_role(installation, tmp_path):
-    policy = (
-        (REPO_ROOT / "policies.yaml")
-        .read_text()
-        .replace("users: {}", "users:\n  ann@example.com: [analyst]")
+    pinned = with_project_file(
+        installation, tmp_path, lambda d: d["policies"].update(users={ANN: ["analyst"]})
     )
-    path = tmp_path / "policies.yaml"
-    path.write_text(policy)
-    wh = as_identity(replace(installation, policies_path=path), ANN, "engineer")
+    wh = as_identity(pinned, ANN, "engineer")
     with pytest.raises(AccessDenied, match="ann@example.com may not act as engineer"):
         wh.authorize("write", STAGING)
 

@@ -3,10 +3,7 @@ violations (naming the asset/column), and blocks a promotion as a gate."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import shutil
-from dataclasses import replace
 
 import duckdb
 
@@ -15,36 +12,25 @@ from elt_platform.checks.compliance import check_compliance
 from elt_platform.environments import STAGING
 from elt_platform.launch.runs import load_definitions
 from elt_platform.orchestration.instance import open_instance
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.promotion_policy import load_promotion_policy
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.sandboxes.create import create_sandbox
-from elt_platform.settings import REPO_ROOT
 from elt_platform_tests.conftest import cli_env, run_cli
-from elt_platform_tests.governance.conftest import as_identity
-
-POLICY = (REPO_ROOT / "policies.yaml").read_text()
+from elt_platform_tests.governance.conftest import (
+    as_identity,
+    with_project_file,
+    with_yaml_edit,
+    yaml_node,
+)
 
 
 def _rules(report) -> set[tuple[str, str]]:
     return {(v.subject, v.rule) for v in report.violations}
 
 
-def _with_contract_edit(settings, tmp_path, file: str, old: str, new: str):
-    folder = tmp_path / "contracts"
-    shutil.copytree(settings.contracts_dir, folder)
-    path = folder / file
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-    return dataclasses.replace(settings, contracts_dir=folder)
-
-
-def _policy_file(tmp_path, old: str, new: str):
-    assert old in POLICY
-    path = tmp_path / "policies.yaml"
-    path.write_text(POLICY.replace(old, new))
-    return path
+def _column(data: dict, node: str, column: str) -> dict:
+    return next(c for c in yaml_node(data, node)["columns"] if c["name"] == column)
 
 
 def test_the_repository_is_compliant_in_ci(platform_home):
@@ -56,12 +42,11 @@ def test_the_repository_is_compliant_in_ci(platform_home):
 
 
 def test_a_pii_column_declared_public_in_a_mart_contract_is_caught(platform_home, tmp_path):
-    settings = _with_contract_edit(
+    settings = with_yaml_edit(
         platform_home,
         tmp_path,
-        "marts/customers.yml",
-        "{name: email, type: varchar, nullable: false, sensitivity: pii",
-        "{name: email, type: varchar, nullable: false, sensitivity: public",
+        "marts/_marts.yml",
+        lambda d: _column(d, "customers", "email")["config"]["meta"].update(sensitivity="public"),
     )
     report = check_compliance(settings)
     # One reading of sensitivity: declaring it public also stops sandboxes masking it.
@@ -75,12 +60,13 @@ def test_a_pii_column_declared_public_in_a_mart_contract_is_caught(platform_home
 
 
 def test_pii_in_a_mart_marked_public_is_caught(platform_home, tmp_path):
-    settings = _with_contract_edit(
+    settings = with_yaml_edit(
         platform_home,
         tmp_path,
-        "marts/daily_revenue.yml",
-        "{name: order_count, type: bigint, nullable: false, sensitivity: internal",
-        "{name: order_count, type: bigint, nullable: false, sensitivity: pii",
+        "marts/_marts.yml",
+        lambda d: _column(d, "daily_revenue", "order_count")["config"]["meta"].update(
+            sensitivity="pii"
+        ),
     )
     report = check_compliance(settings)
     assert ("daily_revenue.order_count", "pii-public") in _rules(report)
@@ -91,22 +77,36 @@ def test_pii_in_a_mart_marked_public_is_caught(platform_home, tmp_path):
 
 
 def test_missing_retention_and_unknown_roles_or_environments_are_caught(platform_home, tmp_path):
-    no_retention = _policy_file(
-        tmp_path, "  stg_orders: {retention_column: ordered_at, retention: 2555d}\n", ""
+    def forget_retention(data: dict) -> None:
+        meta = yaml_node(data, "stg_orders")["config"]["meta"]
+        del meta["retention"], meta["retention_column"]
+
+    no_retention = with_yaml_edit(
+        platform_home, tmp_path / "a", "staging/_staging.yml", forget_retention
     )
-    report = check_compliance(platform_home, policies_file=no_retention)
+    report = check_compliance(no_retention)
     assert [str(v) for v in report.violations] == [
-        "stg_orders: no retention period (contract or policies.yaml assets)",
-        "stg_orders: no retention_column in policies.yaml assets",
+        "stg_orders: no retention period (dbt meta `retention`)",
+        "stg_orders: no retention_column (dbt meta `retention_column`, or `none`)",
     ]
-    bad_pattern = _policy_file(tmp_path, 'write: ["sandbox:own"]', "write: [qa]")
-    report = check_compliance(platform_home, policies_file=bad_pattern)
-    assert [str(v) for v in report.violations] == [
-        "policies.yaml:23: roles.analyst.write: unknown environment pattern 'qa' (use *, prod, "
-        "staging, sandbox:*, sandbox:own or sandbox:NAME)"
-    ]
-    unknown_role = _policy_file(tmp_path, "users: {}", "users: {ann@example.com: [admin]}")
-    report = check_compliance(platform_home, policies_file=unknown_role)
+    bad_pattern = with_project_file(
+        platform_home,
+        tmp_path / "b",
+        lambda d: d["policies"]["roles"]["analyst"].update(write=["qa"]),
+    )
+    report = check_compliance(bad_pattern)
+    [violation] = [str(v) for v in report.violations]
+    assert re.fullmatch(
+        r"elt_project.yml:\d+: policies\.roles\.analyst\.write: unknown environment pattern "
+        r"'qa' \(use \*, prod, staging, sandbox:\*, sandbox:own or sandbox:NAME\)",
+        violation,
+    ), violation
+    unknown_role = with_project_file(
+        platform_home,
+        tmp_path / "c",
+        lambda d: d["policies"].update(users={"ann@x.org": ["admin"]}),
+    )
+    report = check_compliance(unknown_role)
     assert "unknown role 'admin'" in str(report.violations[0])
 
 
@@ -114,9 +114,12 @@ def test_what_an_installation_serves_is_checked_too(installation, tmp_path):
     wh = as_identity(installation, "eve@example.com", "engineer")
     create_sandbox(wh, "exp", owner="ann@example.com", actor="test")
     assert check_compliance(installation, wh=wh).ok
-    # A sandbox whose masking policy lost a column serves that PII unmasked.
+    # A sandbox whose stored masking policy says a PII column may be shown serves it unmasked.
     with wh.meta.transaction() as tx:
-        tx.execute("DELETE FROM masking_policy WHERE asset = 'customers' AND column_name = 'email'")
+        tx.execute(
+            "UPDATE masking_policy SET rule = 'keep'"
+            " WHERE asset = 'customers' AND column_name = 'email'"
+        )
     # An asset nobody declared, and a policy naming a sandbox that does not exist.
     con = duckdb.connect()
     try:
@@ -124,10 +127,14 @@ def test_what_an_installation_serves_is_checked_too(installation, tmp_path):
     finally:
         con.close()
     wh.commit_pointers(STAGING, {"scratch/notes": stray}, run_id="test")
-    ghost = _policy_file(
-        tmp_path, 'read: [prod, staging, "sandbox:*"]', 'read: [prod, staging, "sandbox:ghost"]'
+    ghost = with_project_file(
+        installation,
+        tmp_path,
+        lambda d: d["policies"]["roles"]["analyst"].update(
+            read=["prod", "staging", "sandbox:ghost"]
+        ),
     )
-    report = check_compliance(installation, wh=wh, policies_file=ghost)
+    report = check_compliance(ghost, wh=as_identity(ghost, "eve@example.com", "engineer"))
     assert _rules(report) == {
         ("sandbox exp: customers.email", "pii-sandbox"),
         ("scratch/notes", "owner"),
@@ -140,17 +147,13 @@ def test_what_an_installation_serves_is_checked_too(installation, tmp_path):
 
 
 def test_cli_check_fails_on_a_seeded_violation_naming_it(platform_home, tmp_path):
-    bad = _policy_file(
-        tmp_path,
-        "  raw/payments: {retention_column: paid_at}\n",
-        "  raw/payments: {retention_column: paid_on}\n",
-    )
-    proc = run_cli(
+    bad = with_yaml_edit(
         platform_home,
-        "governance",
-        "check",
-        env={**cli_env(platform_home), "ELT_POLICIES": str(bad)},
+        tmp_path,
+        "staging/_sources.yml",
+        lambda d: yaml_node(d, "payments")["config"]["meta"].update(retention_column="paid_on"),
     )
+    proc = run_cli(bad, "governance", "check", env=cli_env(bad))
     assert proc.returncode == 1
     assert "violation raw/payments: retention_column 'paid_on' is not a column" in proc.stdout
     assert "not compliant: 1 violations" in proc.stdout
@@ -160,12 +163,17 @@ def test_compliance_is_a_promotion_gate(platform_home, tmp_path):
     wh = open_warehouse(platform_home)
     graph = load_definitions(platform_home).resolve_asset_graph()
     instance = open_instance(platform_home)
-    contracts = contracts_for(platform_home.contracts_dir)
-    policy = load_promotion_policy(platform_home.promotion_path)
+    contracts = contracts_for(platform_home)
+    policy = load_promotion_policy(platform_home)
     compliant = evaluate_candidate(wh, instance, graph, policy, contracts)
     assert not [p for p in compliant.problems if p.startswith("governance:")]
-    bad = _policy_file(tmp_path, "  customers: {retention_column: signup_date}\n", "")
-    wh = open_warehouse(replace(platform_home, policies_path=bad))
-    blocked = evaluate_candidate(wh, instance, graph, policy, contracts)
-    assert not blocked.eligible
-    assert "governance: customers: no retention_column in policies.yaml assets" in blocked.problems
+    bad = with_yaml_edit(
+        platform_home,
+        tmp_path,
+        "marts/_marts.yml",
+        lambda d: yaml_node(d, "customers")["config"]["meta"].pop("retention_column"),
+    )
+    blocked = evaluate_candidate(open_warehouse(bad), instance, graph, policy, contracts_for(bad))
+    assert not blocked.eligible  # the demo's promotion policy is strict
+    missing = "governance: customers: no retention_column (dbt meta `retention_column`, or `none`)"
+    assert missing in blocked.problems

@@ -4,8 +4,6 @@ least-privileged role, not the default one, through a real instance and a real l
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import dagster as dg
 import pytest
 from dagster._core.test_utils import poll_for_finished_run
@@ -22,20 +20,23 @@ from elt_platform.orchestration.names import BUILD_JOB, CREATE_SANDBOX_JOB, GC_J
 from elt_platform.orchestration.partitions import sync_environment_partitions
 from elt_platform.settings import REPO_ROOT
 from elt_platform_tests.conftest import cli_env, run_cli
-from elt_platform_tests.governance.conftest import as_identity
+from elt_platform_tests.governance.conftest import as_identity, with_project_file
 
 ANN = "ann@example.com"
-PINNED = "users:\n  ann@example.com: [analyst]\n  eve@example.com: [engineer]"
+PINNED = {ANN: ["analyst"], "eve@example.com": ["engineer"]}
 
 
-def _policy(tmp_path, *replacements: tuple[str, str]):
-    text = (REPO_ROOT / "policies.yaml").read_text()
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new)
-    path = tmp_path / "policies.yaml"
-    path.write_text(text)
-    return path
+def _pinned(settings, tmp_path, *, strict: bool = False):
+    """`settings` with a project file pinning ann to analyst and eve to engineer (and, if
+    `strict`, `policies.auth.strict: true`)."""
+
+    def edit(data: dict) -> None:
+        data["policies"]["users"] = PINNED
+        if strict:
+            assert data["policies"]["auth"]["strict"] is False
+            data["policies"]["auth"]["strict"] = True
+
+    return with_project_file(settings, tmp_path / ("strict" if strict else "pinned"), edit)
 
 
 def _denials(settings) -> list:
@@ -43,8 +44,7 @@ def _denials(settings) -> list:
 
 
 def test_a_pinned_user_claiming_engineer_is_refused_at_the_cli(installation, tmp_path):
-    policies = _policy(tmp_path, ("users: {}", PINNED))
-    env = {**cli_env(installation), "ELT_POLICIES": str(policies), "ELT_USER": ANN}
+    env = {**cli_env(_pinned(installation, tmp_path)), "ELT_USER": ANN}
     proc = run_cli(installation, "sql", PROD, "SELECT 1 AS x", env={**env, "ELT_ROLE": "engineer"})
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[0] == (
@@ -61,8 +61,7 @@ def test_a_pinned_user_claiming_engineer_is_refused_at_the_cli(installation, tmp
 
 
 def test_strict_authentication_refuses_users_nobody_pinned(installation, tmp_path, monkeypatch):
-    policies = _policy(tmp_path, ("users: {}", PINNED))
-    settings = replace(installation, policies_path=policies)
+    settings = _pinned(installation, tmp_path)
     monkeypatch.setenv("ELT_AUTH", "strict")
     stranger = as_identity(settings, "mallory@example.com", "engineer")
     with pytest.raises(AccessDenied, match="mallory@example.com is not a known user"):
@@ -72,15 +71,9 @@ def test_strict_authentication_refuses_users_nobody_pinned(installation, tmp_pat
     assert as_identity(settings, "eve@example.com", "engineer").environments.pointers(STAGING)
     monkeypatch.delenv("ELT_AUTH")
     assert stranger.environments.pointers(STAGING)  # open mode: an unpinned claim is accepted
-    strict = _policy(
-        tmp_path,
-        ("users: {}", PINNED),
-        ("auth:\n  strict: false", "auth:\n  strict: true"),
-    )
+    strict = _pinned(installation, tmp_path, strict=True)
     with pytest.raises(AccessDenied, match="not a known user"):
-        as_identity(
-            replace(installation, policies_path=strict), "mallory@x.org", "engineer"
-        ).resolve(PROD)
+        as_identity(strict, "mallory@x.org", "engineer").resolve(PROD)
     proc = run_cli(installation, "env", "list", env={**cli_env(installation), "ELT_AUTH": "x"})
     assert proc.returncode == 2 and "ELT_AUTH='x' is not a mode" in proc.stderr
 

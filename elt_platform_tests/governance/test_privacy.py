@@ -20,7 +20,7 @@ from elt_platform.governance.aggregates import (
 )
 from elt_platform.governance.budget import all_spend
 from elt_platform.governance.privacy import add_noise, calibrate, gaussian_calibration
-from elt_platform.project.policies import load_policies
+from elt_platform.project.project_file import load_policies
 from elt_platform.settings import load_settings
 from elt_platform_tests.governance.conftest import as_identity
 
@@ -86,13 +86,13 @@ def _clipped(orders: list[tuple], customers: list[tuple]) -> dict[tuple, tuple[i
     con.execute("CREATE TABLE c (customer_id BIGINT, region VARCHAR)")
     con.executemany("INSERT INTO o VALUES (?, ?, ?, ?, ?)", orders)
     con.executemany("INSERT INTO c VALUES (?, ?)", customers)
-    ds = load_policies(load_settings().policies_path).privacy.datasets[DATASET]
+    ds = load_policies(load_settings()).privacy.datasets[DATASET]
     rows = con.execute(orders_by_region_month_sql("o", "c", ds)).fetchall()
     return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
 def test_clipping_bounds_what_one_customer_can_change():
-    ds = load_policies(load_settings().policies_path).privacy.datasets[DATASET]
+    ds = load_policies(load_settings()).privacy.datasets[DATASET]
     k, cap = ds.max_orders_per_customer, ds.max_order_amount
     base_orders = [(i, i % 5, f"2024-0{1 + i % 6}-15", "placed", 40.0) for i in range(60)]
     customers = [(i, ["north", "south", "east", "west", "central"][i]) for i in range(5)]
@@ -132,9 +132,7 @@ def test_private_release_is_published_and_the_budget_refuses_the_release_that_wo
     installation,
 ):
     wh = as_identity(installation, "eve@example.com", "engineer")
-    budget = (
-        load_policies(load_settings().policies_path).privacy.datasets[DATASET].budget_for("partner")
-    )
+    budget = load_policies(load_settings()).privacy.datasets[DATASET].budget_for("partner")
     releases = []
     for seed in range(3):  # 3 x 1.0 = the whole budget of 3.0
         releases.append(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -18,13 +17,13 @@ from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import AccessDenied, UnknownVersion
 from elt_platform.governance.retention import enforce_retention, retention_rule
 from elt_platform.launch.runs import load_definitions
-from elt_platform.project.contracts.files import contracts_for
-from elt_platform.project.policies import load_policies
+from elt_platform.project.contracts.from_dbt import contracts_for
+from elt_platform.project.project_file import load_policies
 from elt_platform.sandboxes.create import create_sandbox
-from elt_platform.settings import REPO_ROOT, load_settings
+from elt_platform.settings import load_settings
 from elt_platform.sqlident import quote_ident
 from elt_platform.store.releases import manifest_hash
-from elt_platform_tests.governance.conftest import as_identity
+from elt_platform_tests.governance.conftest import as_identity, with_yaml_edit, yaml_node
 
 # Orders start on 2024-01-01 and are kept 2555 days: this "today" expires about a quarter of them.
 NOW = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=2555 + 180)
@@ -86,7 +85,7 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
 ):
     wh, first, second, orphan = history
     steward = as_identity(installation, "sue@example.com", "steward")
-    contracts = contracts_for(installation.contracts_dir)
+    contracts = contracts_for(installation)
 
     before = _metadata_state(installation)
     preview = enforce_retention(steward, contracts, now=NOW, dry_run=True)
@@ -96,10 +95,7 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
     assert report.rows_removed == preview.rows_removed
     cutoffs = report.cutoffs
     assert cutoffs["orders"] == "2024-06-29T00:00:00"  # midnight, 2555 days before NOW
-    rules = {
-        a: retention_rule(a, load_policies(load_settings().policies_path), contracts)
-        for a in cutoffs
-    }
+    rules = {a: retention_rule(a, load_policies(load_settings()), contracts) for a in cutoffs}
 
     # Through every environment's catalog (the sandbox's masked one included).
     assert wh.environments.list(), "nothing to check"
@@ -213,7 +209,7 @@ def test_analysts_may_not_enforce_retention_and_nothing_changes(installation):
     before = _metadata_state(installation)
     analyst = as_identity(installation, "ann@example.com", "analyst")
     with pytest.raises(AccessDenied, match="may not enforce retention"):
-        enforce_retention(analyst, contracts_for(installation.contracts_dir), now=NOW)
+        enforce_retention(analyst, contracts_for(installation), now=NOW)
     after = _metadata_state(installation)
     assert after[:3] == before[:3] and len(after[3]) == len(before[3]) + 1
 
@@ -221,14 +217,12 @@ def test_analysts_may_not_enforce_retention_and_nothing_changes(installation):
 def test_retention_job_runs_as_the_schedule_steward(installation, tmp_path):
     """The Dagster job (what `daily_retention` launches) with today's date: a policy that keeps
     int_orders_enriched only 30 days expires every one of its rows, and nothing else."""
-    policy = (REPO_ROOT / "policies.yaml").read_text()
-    shortened = policy.replace(
-        "int_orders_enriched: {retention_column: order_date, retention: 2555d}",
-        "int_orders_enriched: {retention_column: order_date, retention: 30d}",
+    installation = with_yaml_edit(
+        installation,
+        tmp_path,
+        "intermediate/_intermediate.yml",
+        lambda d: yaml_node(d, "int_orders_enriched")["config"]["meta"].update(retention="30d"),
     )
-    assert shortened != policy
-    (tmp_path / "policies.yaml").write_text(shortened)
-    installation = replace(installation, policies_path=tmp_path / "policies.yaml")
     defs = load_definitions(installation)
     assert defs.resolve_schedule_def("daily_retention").job_name == "enforce_retention"
     wh = open_warehouse(installation)

@@ -20,8 +20,10 @@ from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import ReleaseCollected
 from elt_platform.launch.runs import build_environment, promote_via_sensor, rollback_via_job
 from elt_platform.orchestration.instance import open_instance
+from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.promotion.gc import collect_garbage
-from elt_platform_tests.conftest import make_settings
+from elt_platform_tests.conftest import edit_yaml, make_settings
+from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 
 
 @pytest.fixture(scope="module")
@@ -202,24 +204,26 @@ def test_versions_computed_on_masked_sandbox_data_never_reach_prod(promo):
 
 
 def test_breaking_contract_change_is_blocked_then_accepted_with_a_major_bump(promo, tmp_path):
-    import yaml
-
-    from elt_platform.settings import REPO_ROOT
-
+    """The contract is the dbt YAML: tightening a raw column's range is breaking until the table's
+    `meta.contract_version` gets a major bump and a `migration_note`."""
     settings, sources, _ = promo
-    contracts = tmp_path / "contracts"
-    shutil.copytree(REPO_ROOT / "contracts", contracts)
+    project = copy_dbt_project(tmp_path / "dbt_project")
     newer = tmp_path / "sources_newer"  # new data, so there is something to promote
     shutil.copytree(sources["more"], newer)
     extra = pq.read_table(newer / "orders" / "orders-extra-00000.parquet")
     extra = extra.set_column(0, "order_id", pc.add(extra["order_id"], 1_000_000))
     pq.write_table(extra, newer / "orders" / "orders-extra-00001.parquet")
-    path = contracts / "raw" / "orders.yml"
-    data = yaml.safe_load(path.read_text())
-    quantity = next(c for c in data["columns"] if c["name"] == "quantity")
-    quantity["constraints"]["max"] = 100  # tightened: breaking (the data still satisfies it)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    changed = dataclasses.replace(settings, contracts_dir=contracts, sources_dir=newer)
+    sources_yml = project / "models" / "staging" / "_sources.yml"
+
+    def orders_table(data: dict) -> dict:
+        return next(t for t in data["sources"][0]["tables"] if t["name"] == "orders")
+
+    def tighten(data: dict) -> None:  # tightened: breaking (the data still satisfies it)
+        quantity = next(c for c in orders_table(data)["columns"] if c["name"] == "quantity")
+        quantity["config"]["meta"]["constraints"]["max"] = 100
+
+    edit_yaml(sources_yml, tighten)
+    changed = dataclasses.replace(settings, dbt_project_dir=project, sources_dir=newer)
     assert _build(changed).success
     wh = open_warehouse(settings)
     before = wh.releases.current().release_id
@@ -230,9 +234,12 @@ def test_breaking_contract_change_is_blocked_then_accepted_with_a_major_bump(pro
     assert "max tightened" in blocked.reason
     assert wh.releases.current().release_id == before
 
-    data["version"] = "2.0.0"
-    data["migration_note"] = "quantity above 100 is rejected from now on"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    def bump(data: dict) -> None:
+        meta = orders_table(data)["config"]["meta"]
+        meta.update(contract_version="2.0.0", migration_note="quantity above 100 is rejected")
+
+    edit_yaml(sources_yml, bump)
+    prepare_manifest(load_dbt_project(changed))  # what `elt dbt prepare` (or any `elt`) does
     accepted = promote_via_sensor(dataclasses.replace(changed))
     assert accepted.requested and accepted.success, accepted.reason
     release = wh.releases.current()

@@ -31,7 +31,7 @@ def sandbox_home(tmp_path_factory, sources_dir, platform_home) -> Settings:
     root = tmp_path_factory.mktemp("sandbox_platform")
     project = copy_dbt_project(root / "dbt_project")
     settings = make_settings(
-        root / "home", ELT_SOURCES_DIR=str(sources_dir), ELT_DBT_PROJECT_DIR=str(project)
+        root / "home", ELT_SOURCES_DIR=str(sources_dir), ELT_PROJECT_DIR=str(project)
     )
     outcome = build_environment(settings, "staging")
     assert outcome.success, outcome.error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from elt_platform.access.masking_policy import KEEP, save_masking_policy
 from elt_platform.errors import UnknownAsset
 from elt_platform.sandboxes.env_diff import diff_sides, resolve_side
 from elt_platform.sandboxes.row_diff import diff_relations
@@ -98,6 +99,9 @@ def test_diff_between_a_release_and_a_sandbox_over_stored_versions(tmp_path):
     wh.environments.set_pointers(
         "staging", {"things": left.version_id, "other": same.version_id}, run_id=None
     )
+    # Every column classified below PII (a sandbox masks what is unclassified).
+    columns = ("id", "name", "amount", "qty", "note")
+    save_masking_policy(wh.meta, {"things": dict.fromkeys(columns, KEEP), "other": {"x": KEEP}})
     release = wh.publish("staging", triggered_by="test").release
     wh.environments.create_sandbox(
         "exp", base_release=release.release_id, pointers=release.manifest

@@ -16,11 +16,12 @@ from elt_platform.builds.planner import lineage
 from elt_platform.errors import EnvironmentBusy, WriteNotAllowed
 from elt_platform.launch.runs import build_environment
 from elt_platform.orchestration.instance import open_instance
+from elt_platform.project.code_version import current_code_version
 from elt_platform.sandboxes.create import create_sandbox
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.settings import Settings
 from elt_platform.store.locks import EnvironmentLocks
-from elt_platform_tests.conftest import cli_env, run_cli
+from elt_platform_tests.conftest import cli_env, edit_yaml, run_cli
 from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 
 SANDBOX = "bulk_exp"
@@ -47,13 +48,11 @@ def edited(sandbox_home, tmp_path_factory):
     text = model.read_text()
     assert "    orders.updated_at\nfrom orders" in text
     model.write_text(text.replace("    orders.updated_at\nfrom orders", FLAG_EDIT))
-    config = root / "environments.yaml"
-    config.write_text("sandboxes:\n  flags: {experimental_bulk_flag: true}\n")
-    env = {
-        **cli_env(sandbox_home),
-        "ELT_DBT_PROJECT_DIR": str(project),
-        "ELT_ENVIRONMENTS_CONFIG": str(config),
-    }
+    edit_yaml(
+        project / "elt_project.yml",
+        lambda d: d["environments"].update(sandboxes={"flags": {"experimental_bulk_flag": True}}),
+    )
+    env = {**cli_env(sandbox_home), "ELT_PROJECT_DIR": str(project)}
     wh = open_warehouse(sandbox_home)
     create_sandbox(open_warehouse(sandbox_home), "bystander")
     before = {
@@ -183,7 +182,9 @@ def test_experiment_record_holds_what_reproduction_needs(sandbox_home, edited):
         "vars": {"bulk_threshold": 8},
     }
     assert record["config_overrides"]["vars"] == {"bulk_threshold": 8}
-    assert record["code_version"]["commit"] and "models" in record["code_version"]
+    # The project's own code version (a content hash here: the copy is not a git checkout).
+    code = current_code_version(edited["project"])
+    assert record["code_version"]["label"] == code.label and "models" in record["code_version"]
     assert record["seed"] == 7 and record["owner"] == "ana@example.com"
     assert record["outputs"] == {
         a: v
@@ -254,8 +255,7 @@ def test_a_full_build_from_the_ui_path_recomputes_nothing_unchanged(sandbox_home
     settings = make_settings(
         sandbox_home.home,
         ELT_SOURCES_DIR=str(sandbox_home.sources_dir),
-        ELT_DBT_PROJECT_DIR=str(edited["project"]),
-        ELT_ENVIRONMENTS_CONFIG=edited["env"]["ELT_ENVIRONMENTS_CONFIG"],
+        ELT_PROJECT_DIR=str(edited["project"]),
     )
     wh = open_warehouse(settings)
     before = wh.environments.pointers(SANDBOX)
