@@ -136,3 +136,14 @@ class PrivacyBudgetExceeded(EltError):
 
 class InvalidPrivacyParameters(EltError):
     hint = "epsilon must be > 0; the Gaussian mechanism needs 0 < epsilon < 1 and 0 < delta < 1"
+
+
+class QueryRefused(AccessDenied):
+    hint = (
+        "run one read-only SELECT over the views you may read (`elt env show ENV` lists an "
+        "environment's); files, table functions and other statements are refused"
+    )
+
+
+class VersionTampered(EltError):
+    hint = "`elt audit verify --data` lists every damaged version"

@@ -20,6 +20,7 @@ ENV_VARS = {
     "dbt_project_dir": "ELT_PROJECT_DIR",
     "sources_dir": "ELT_SOURCES_DIR",
     "dagster_home": "DAGSTER_HOME",
+    "ledger_anchor_path": "ELT_LEDGER_ANCHOR",
     "project_file_override": "ELT_PROJECT_FILE",
     "openlineage_url": "ELT_OPENLINEAGE_URL",
 }
@@ -35,6 +36,9 @@ class Settings:
     dbt_project_dir: Path  # the project: a dbt project folder (dbt_project.yml)
     sources_dir: Path  # landing folder of file connectors
     dagster_home: Path
+    # Where the ledger's head is anchored outside the metadata store (append-only storage in a
+    # real deployment; by default a file beside the warehouse).
+    ledger_anchor_path: Path
     project_file_override: Path | None = None  # the platform file, when not inside the project
     # Where OpenLineage events go: an HTTP endpoint, or None for the warehouse's JSON-lines file.
     openlineage_url: str | None = None
@@ -90,6 +94,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dbt_project_dir=path("dbt_project_dir", REPO_ROOT / "dbt_project"),
         sources_dir=path("sources_dir", home / "sources"),
         dagster_home=path("dagster_home", home / "dagster_home"),
+        ledger_anchor_path=path("ledger_anchor_path", home / "ledger-anchors.jsonl"),
         project_file_override=Path(env["ELT_PROJECT_FILE"]).resolve()
         if env.get("ELT_PROJECT_FILE")
         else None,

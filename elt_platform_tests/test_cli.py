@@ -45,3 +45,23 @@ def test_sql_reads_an_environment_catalog(platform_home):
     )
     n = int(proc.stdout.split("│")[-2].strip()) if "│" in proc.stdout else None
     assert n is not None and n > 0
+
+
+def _runs(settings) -> int:
+    from elt_platform.orchestration.instance import open_instance
+
+    return len(open_instance(settings).get_run_records())
+
+
+def test_build_prod_and_an_unknown_select_are_refused_before_any_run(platform_home):
+    before = _runs(platform_home)
+    proc = run_cli(platform_home, "build", "prod")
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "error: assets cannot be materialized directly in 'prod'"
+    assert lines[1].startswith("hint: build in `staging` or a sandbox; prod changes only through")
+    proc = run_cli(platform_home, "build", "staging", "--select", "raw/nope")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error: no asset 'raw/nope' to build (assets: ")
+    assert "hint: pass asset keys" in proc.stderr and "Traceback" not in proc.stderr
+    assert _runs(platform_home) == before  # nothing was launched

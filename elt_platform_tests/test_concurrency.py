@@ -7,6 +7,7 @@ import sys
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import STAGING
+from elt_platform.launch.runs import build_environment
 from elt_platform.store.locks import EnvironmentLocks
 from elt_platform_tests.conftest import cli_env, run_cli
 
@@ -53,3 +54,23 @@ def test_a_second_writer_of_the_same_environment_fails_fast_and_changes_nothing(
     assert lines[0].startswith("error: environment 'staging' is being written by run other-run-id")
     assert "hint:" in lines[1]
     assert wh.environments.pointers(STAGING) == before
+
+
+def test_a_launcher_holds_the_lock_across_its_in_process_run(platform_home):
+    """`elt build` locks the environment before the run and keeps it until the run ends (the
+    run re-enters the lock), so no second writer starts in the gap between check and run."""
+    wh = open_warehouse(platform_home)
+    launcher = EnvironmentLocks(wh.root / "locks")
+    launcher.acquire(STAGING, holder="a build of staging (user:test)", share_in_process=True)
+    try:
+        outcome = build_environment(platform_home, STAGING, selection=["raw/products"])
+        assert outcome.success, outcome.error  # the run re-entered its launcher's lock
+        other = run_cli(platform_home, "build", STAGING, "--select", "raw/products")
+        assert other.returncode == 2
+        assert other.stderr.startswith(
+            "error: environment 'staging' is being written by a build of staging (user:test)"
+        )
+    finally:
+        launcher.release_all()
+    free = run_cli(platform_home, "build", STAGING, "--select", "raw/products")
+    assert free.returncode == 0, free.stderr

@@ -7,7 +7,7 @@ import pytest
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
-from elt_platform.errors import UnknownEnvironment
+from elt_platform.errors import UnknownEnvironment, WriteNotAllowed
 from elt_platform.launch.runs import build_environment
 from elt_platform.orchestration.instance import open_instance
 from elt_platform_tests.conftest import make_settings
@@ -84,9 +84,8 @@ def test_rebuilding_identical_sources_is_idempotent(platform_home):
 def test_prod_cannot_be_materialized_directly(platform_home):
     wh = open_warehouse(platform_home)
     before = wh.environments.pointers(PROD)
-    outcome = build_environment(platform_home, PROD, selection=["raw/products"])
-    assert not outcome.success
-    assert "cannot be materialized directly in 'prod'" in outcome.error
+    with pytest.raises(WriteNotAllowed, match="cannot be materialized directly in 'prod'"):
+        build_environment(platform_home, PROD, selection=["raw/products"])  # before any run
     assert wh.environments.pointers(PROD) == before
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import duckdb
 
 from elt_platform.access.governed_catalogs import GovernedCatalogs
-from elt_platform.access.identity import Identity, resolve_identity
+from elt_platform.access.identity import Identity, identity_problem, resolve_identity
 from elt_platform.access.sensitivity import SensitivityMap, declared_sensitivity
-from elt_platform.environments import EnvironmentKind, kind_of
+from elt_platform.environments import PROD, EnvironmentKind, kind_of
 from elt_platform.errors import AccessDenied, UnknownEnvironment
 from elt_platform.project.policies import Policies, RolePolicy
 from elt_platform.project.project_file import load_policies
@@ -42,6 +42,9 @@ class AccessControl:
         self.wh = wh
         self.settings = settings
         self._identity = identity
+        # Owners of environments this caller dropped: cleaning up after a drop (its catalog, the
+        # versions it owned) is still checked against the owner it had.
+        self._dropped_owners: dict[str, str | None] = {}
 
     @property
     def policies(self) -> Policies:
@@ -63,16 +66,18 @@ class AccessControl:
     ) -> str | None:
         """Why `action` is not allowed (None when it is)."""
         who = self.identity
-        pinned = self.policies.users.get(who.user)
-        if pinned is not None and who.role not in pinned:
-            return f"{who.user} may not act as {who.role} (allowed: {', '.join(pinned)})"
+        problem = identity_problem(self.policies, who)
+        if problem is not None:
+            return problem
         role = self.role()
         if action in (READ, WRITE):
             if environment is None:
                 raise ValueError(f"{action} needs an environment")
+            patterns = role.read if action == READ else role.write
+            if "*" in patterns or environment in patterns:
+                return None  # no owner lookup needed
             if owner is None:
                 owner = self._owner(environment)
-            patterns = role.read if action == READ else role.write
             if any(pattern_matches(p, environment, owner, who.user) for p in patterns):
                 return None
             allowed = ", ".join(patterns) or "nothing"
@@ -90,16 +95,64 @@ class AccessControl:
         self, action: str, environment: str | None = None, *, owner: str | None = None
     ) -> None:
         """Raise AccessDenied (after recording it in the ledger) unless `action` is allowed."""
-        if action in (READ, WRITE) and owner is None and environment is not None:
-            owner = self._owner(environment)
         reason = self.denial(action, environment, owner=owner)
         if reason is not None:
+            if owner is None and environment is not None and action in (READ, WRITE):
+                owner = self._owner(environment)
             self.refuse(action, environment, reason, owner=owner)
 
+    def check_identity(self) -> None:
+        """Refuse (ledgered) an identity that may not act at all (see identity_problem)."""
+        problem = identity_problem(self.policies, self.identity)
+        if problem is not None:
+            self.refuse("act", None, problem)
+
+    def reads_everything(self) -> bool:
+        return identity_problem(self.policies, self.identity) is None and "*" in self.role().read
+
+    def version_denial(self, asset: str, version_id: str) -> str | None:
+        """Why the caller may not read a version's metadata (None when they may): it is readable
+        by whoever may read an environment that points at it or built it, or prod when a release
+        holds it."""
+        if self.reads_everything():
+            return None
+        problem = identity_problem(self.policies, self.identity)
+        if problem is not None:
+            return problem
+        with self.wh.meta.read() as con:
+            places = {
+                r[0]
+                for r in con.execute(
+                    "SELECT environment FROM env_pointers WHERE asset = ? AND version_id = ?"
+                    " UNION SELECT environment FROM versions WHERE asset = ? AND version_id = ?"
+                    " UNION SELECT ? FROM release_entries WHERE asset = ? AND version_id = ?",
+                    (asset, version_id, asset, version_id, PROD, asset, version_id),
+                )
+            }
+        if any(self.denial(READ, env) is None for env in sorted(places)):
+            return None
+        who = self.identity
+        return (
+            f"{who.user} ({who.role}) may not read version {version_id} of {asset} "
+            f"(it belongs to {', '.join(sorted(places)) or 'no environment'})"
+        )
+
+    def check_version_read(self, asset: str, version_id: str) -> None:
+        reason = self.version_denial(asset, version_id)
+        if reason is not None:
+            self.refuse(READ, None, reason)
+
     def refuse(
-        self, action: str, environment: str | None, reason: str, *, owner: str | None = None
+        self,
+        action: str,
+        environment: str | None,
+        reason: str,
+        *,
+        owner: str | None = None,
+        error: type[AccessDenied] = AccessDenied,
+        message: str | None = None,
     ) -> None:
-        """Record a denial in the ledger and raise AccessDenied."""
+        """Record a denial in the ledger and raise `error` (AccessDenied by default)."""
         who = self.identity
         self.wh.ledger.append(
             LedgerKind.ACCESS_DENIED,
@@ -114,7 +167,7 @@ class AccessControl:
                 "reason": reason,
             },
         )
-        raise AccessDenied(f"access denied: {reason}")
+        raise error(message or f"access denied: {reason}")
 
     def masked_levels(self) -> frozenset[str]:
         return self.role().masked_levels
@@ -145,8 +198,12 @@ class AccessControl:
             return self.wh.catalogs.connect(environment)
         return GovernedCatalogs(self.wh, masked, self.levels()).connect(environment)
 
+    def remember_owner(self, environment: str) -> None:
+        """Keep `environment`'s owner for the checks that follow its drop."""
+        self._dropped_owners[environment] = self._owner(environment)
+
     def _owner(self, environment: str) -> str | None:
         try:
             return self.wh.environments.get(environment).owner
         except UnknownEnvironment:
-            return None
+            return self._dropped_owners.get(environment)

@@ -1,5 +1,7 @@
-"""Who is calling: a user in a role, from a Dagster run's tags, else the environment variables
-ELT_USER and ELT_ROLE, else the OS user in the policy's `default_role`."""
+"""Who is calling: a user in a role. A Dagster run is who its `elt/user`/`elt/role` tags say (a run
+without them is the policy's least-privileged `auth.untagged_runs` role); any other process is
+ELT_USER/ELT_ROLE, else the OS user in the policy's `default_role`. Identities are claimed, not
+authenticated here: ARCHITECTURE.md says who authenticates them in each deployment."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from elt_platform.environments import OWNER_PATTERN
+from elt_platform.errors import ConfigError
 from elt_platform.project.policies import Policies
 
-USER_ENV_VAR, ROLE_ENV_VAR = "ELT_USER", "ELT_ROLE"
+USER_ENV_VAR, ROLE_ENV_VAR, AUTH_ENV_VAR = "ELT_USER", "ELT_ROLE", "ELT_AUTH"
 USER_TAG, ROLE_TAG = "elt/user", "elt/role"
+UNTAGGED_USER = "untagged-run"
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,38 @@ def default_owner(identity: Identity) -> str | None:
     return identity.user if OWNER_PATTERN.fullmatch(identity.user) else None
 
 
-def identity_from_tags(policies: Policies, tags: Mapping[str, str] | None) -> Identity | None:
-    """The identity carried by a run's tags (None when the run has none)."""
+def run_identity(policies: Policies, tags: Mapping[str, str] | None) -> Identity:
+    """The identity a Dagster run acts as: the one in its tags. A run launched without them (a
+    launchpad or GraphQL launch that set none) gets the least-privileged role, never the default;
+    a user tag without a role takes the user's first pinned role, else that same role."""
     tags = tags or {}
-    if not (tags.get(USER_TAG) or tags.get(ROLE_TAG)):
-        return None
-    return resolve_identity(policies, tags=tags)
+    user, role = tags.get(USER_TAG), tags.get(ROLE_TAG)
+    if not (user or role):
+        return Identity(UNTAGGED_USER, policies.auth.untagged_runs, "untagged run")
+    user = user or UNTAGGED_USER
+    pinned = policies.users.get(user)
+    return Identity(
+        user, role or (pinned[0] if pinned else policies.auth.untagged_runs), "run tags"
+    )
+
+
+def strict_auth(policies: Policies, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether identities must be pinned under `users:` (ELT_AUTH=strict or `auth.strict`)."""
+    value = (os.environ if environ is None else environ).get(AUTH_ENV_VAR, "").strip().lower()
+    if value not in ("", "open", "strict"):
+        raise ConfigError(f"{AUTH_ENV_VAR}={value!r} is not a mode", hint="use strict or open")
+    return value == "strict" or (value == "" and policies.auth.strict)
+
+
+def identity_problem(policies: Policies, identity: Identity) -> str | None:
+    """Why `identity` may not act at all (None when it may): a pinned user claiming a role they
+    are not pinned to, or, under strict authentication, a user nobody pinned."""
+    pinned = policies.users.get(identity.user)
+    if pinned is not None and identity.role not in pinned:
+        return f"{identity.user} may not act as {identity.role} (allowed: {', '.join(pinned)})"
+    if pinned is None and strict_auth(policies):
+        return (
+            f"{identity.user} is not a known user (strict authentication: only users pinned "
+            "under users: in the policy may act)"
+        )
+    return None

@@ -7,12 +7,11 @@ change them through contract files, never in the database. `query_catalog` is re
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from elt_platform.access.query_guard import CheckedQuery, QueryResult, check_select
 from elt_platform.errors import InvalidQuery
 from elt_platform.project.column_lineage import ColumnRef
 from elt_platform.project.lineage import LineageGraph
@@ -64,13 +63,14 @@ VIEWS = {
     "audit_log": "SELECT seq, at, kind, actor, environment, run_id, code_version, params_json,"
     " assets_json FROM ledger",
 }
-_READ_ONLY = re.compile(r"^\s*(select|with|values|explain)\b", re.IGNORECASE)
+# Platform tables a catalog query may read besides the views (what `export_to_duckdb` copies).
+TABLES_READABLE = ("versions", "releases", "release_entries", "environments")
+# Relations that expose the audit ledger: reading them needs the read_ledger action.
+LEDGER_RELATIONS = frozenset({"audit_log"})
 
 
-@dataclass(frozen=True)
-class QueryResult:
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
+def catalog_relations() -> set[str]:
+    return {*VIEWS, *TABLES_READABLE}
 
 
 def ensure_views(con: sqlite3.Connection) -> None:
@@ -163,17 +163,24 @@ def _insert_graph(con: sqlite3.Connection, graph: LineageGraph) -> None:
     )
 
 
-def query_catalog(metadata_path: Path, sql: str, *, limit: int | None = None) -> QueryResult:
-    """Run one read-only statement against the catalog (the file is opened read-only)."""
-    if not _READ_ONLY.match(sql) or ";" in sql.strip().rstrip(";"):
-        raise InvalidQuery(f"only a single read-only SELECT is allowed, got: {sql.strip()[:60]!r}")
+def check_catalog_query(sql: str) -> CheckedQuery:
+    """`sql` as one read-only SELECT over the catalog's views and readable tables (the same
+    validator as `elt sql`); anything else raises QueryRefused."""
+    return check_select(sql, catalog_relations(), dialect="sqlite")
+
+
+def query_catalog(
+    metadata_path: Path, sql: str | CheckedQuery, *, limit: int | None = None
+) -> QueryResult:
+    """Run one checked read-only SELECT against the catalog (the file is opened read-only)."""
+    checked = sql if isinstance(sql, CheckedQuery) else check_catalog_query(sql)
     if not Path(metadata_path).exists():
         raise InvalidQuery(f"no metadata store at {metadata_path}")
     con = sqlite3.connect(f"file:{metadata_path}?mode=ro", uri=True, timeout=30.0)
     try:
         con.execute("PRAGMA query_only=ON")
         try:
-            cursor = con.execute(sql)
+            cursor = con.execute(checked.sql)
             rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
         except sqlite3.Error as exc:
             raise InvalidQuery(f"catalog query failed: {exc}") from None

@@ -15,12 +15,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
-from typing import Any
+from typing import Any, Protocol
 
 from elt_platform.environments import EnvironmentKind, environment_from_name
 from elt_platform.project.manifest import Manifest
 from elt_platform.store.builds import Build, BuildStore
-from elt_platform.store.warehouse import Warehouse
+from elt_platform.store.pointers import EnvironmentRegistry
+from elt_platform.store.releases import ReleaseStore
+
+
+class BuildRecords(Protocol):
+    """What the planner reads: environments, releases and build records (the store, or the
+    governed warehouse that checks the caller may read them)."""
+
+    @property
+    def environments(self) -> EnvironmentRegistry: ...
+    @property
+    def releases(self) -> ReleaseStore: ...
+    @property
+    def builds(self) -> BuildStore: ...
+
 
 VARS_PARAM = "vars"
 
@@ -65,7 +79,7 @@ def model_var_values(manifest: Manifest, dbt_vars: Mapping[str, Any]) -> dict[st
 
 
 def plan_environment(
-    store: Warehouse,
+    store: BuildRecords,
     environment: str,
     assets: Iterable[str],
     *,

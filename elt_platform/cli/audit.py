@@ -44,13 +44,41 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 @app.command("verify")
 def verify(
     head: str = typer.Option(None, "--head", help="A head hash kept from `elt audit head`."),
+    data: bool = typer.Option(
+        False, "--data", help="Also re-hash every version a live environment or release uses."
+    ),
+    sample: float = typer.Option(
+        None, "--sample", min=0.0, max=1.0, help="With --data: re-hash this fraction of them."
+    ),
 ) -> None:
-    """Recompute the hash chain; exit 1 naming the first entry edited, deleted, inserted, moved."""
-    report = _ledger_reader().ledger.verify(expected_head=head)
-    if report.problem is not None:
-        console.print(f"[bold red]ledger tampered:[/] {report.problem.message}", highlight=False)
+    """Check the ledger (chain, signatures, anchors, state) and optionally the data; exit 1
+    naming every problem found."""
+    wh = _ledger_reader()
+    report = wh.ledger.verify(expected_head=head)
+    for problem in report.problems:
+        console.print(f"[bold red]ledger tampered:[/] {problem.message}", highlight=False)
+    failed = not report.ok
+    if report.ok:
+        signed = ", signatures checked" if report.signed else ""
+        console.print(
+            f"ledger intact: {report.entries} entries, head {report.head} "
+            f"({report.anchors} anchors, state matches{signed})",
+            highlight=False,
+        )
+    if data or sample is not None:
+        checked = wh.verify_data(sample=sample)
+        for mismatch in checked.mismatches:
+            console.print(f"[bold red]data tampered:[/] {mismatch}", highlight=False)
+        verdict = "data intact" if checked.ok else f"{len(checked.mismatches)} versions damaged"
+        console.print(
+            f"{verdict}: {checked.checked} of {checked.live_versions} live versions re-hashed, "
+            f"{checked.rows:,} rows, {checked.bytes / 1e6:,.1f} MB in {checked.seconds:.2f} s "
+            f"({checked.rows_per_second:,.0f} rows/s)",
+            highlight=False,
+        )
+        failed = failed or not checked.ok
+    if failed:
         raise typer.Exit(1)
-    console.print(f"ledger intact: {report.entries} entries, head {report.head}", highlight=False)
 
 
 @app.command("head")

@@ -1,4 +1,4 @@
-"""`elt build` and `elt sql`: materialize an environment, query its catalog."""
+"""`elt build` and `elt sql`: materialize an environment, query its catalog (sandboxed)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
-from elt_platform.environments import environment_from_name
-from elt_platform.launch.runs import build_environment
+from elt_platform.environments import environment_from_name, require_buildable
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -30,7 +29,10 @@ def build(
 ) -> None:
     """Materialize assets in one environment as a Dagster run (unchanged models keep their
     build: only what changed and its downstream is recomputed)."""
+    from elt_platform.launch.runs import build_environment  # Dagster + dbt: only when building
+
     settings = load_settings()
+    require_buildable(environment_from_name(environment))  # prod: refused before anything runs
     wh = open_warehouse(settings)
     if plan:
         from elt_platform.cli.sandbox import print_plan
@@ -60,19 +62,13 @@ def build(
 
 def sql(
     environment: str = typer.Argument(..., help="Environment whose catalog to query."),
-    query: str = typer.Argument(..., help="A read-only SQL query."),
+    query: str = typer.Argument(..., help="One read-only SELECT over the environment's views."),
+    limit: int = typer.Option(50, help="Print at most this many rows."),
 ) -> None:
-    """Run a read-only query against an environment's catalog."""
-    env = environment_from_name(environment)
-    wh = open_warehouse(load_settings())
-    wh.environments.get(env.name)
-    con = wh.connect(env.name)  # read check; restricted roles read masked views
-    try:
-        cursor = con.execute(query)
-        columns = [d[0] for d in cursor.description]
-        table = Table(*columns)
-        for row in cursor.fetchmany(50):
-            table.add_row(*[str(v) for v in row])
-    finally:
-        con.close()
+    """Run one read-only SELECT on an environment's views (sandboxed: no files, no other
+    statements; restricted roles read masked views)."""
+    result = open_warehouse(load_settings()).query(environment, query, limit=limit)
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*[str(v) for v in row])
     console.print(table)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import typer
@@ -22,12 +21,19 @@ def query(
     limit: int = typer.Option(200, help="Print at most this many rows."),
 ) -> None:
     """Run a read-only query (views: assets, owners, asset_columns, column_derivations, ...)."""
-    from elt_platform.audit.metadata_catalog import query_catalog
+    from elt_platform.access.facade import open_warehouse
+    from elt_platform.audit.metadata_catalog import (
+        LEDGER_RELATIONS,
+        catalog_relations,
+        query_catalog,
+    )
 
     settings = load_settings()
-    if re.search(r"\b(audit_log|ledger)\b", sql, re.IGNORECASE):
-        _authorize_ledger(settings)  # the audit log is for roles that may read the ledger
-    result = query_catalog(settings.metadata_path, sql, limit=limit)
+    wh = open_warehouse(settings)
+    checked = wh.guard_query(sql, catalog_relations(), dialect="sqlite")  # refusals ledgered
+    if checked.relations & LEDGER_RELATIONS:
+        wh.authorize("read_ledger")  # the audit log is for roles that may read the ledger
+    result = query_catalog(settings.metadata_path, checked, limit=limit)
     table = Table(*result.columns)
     for row in result.rows:
         table.add_row(*["" if v is None else str(v) for v in row])

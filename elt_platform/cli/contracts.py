@@ -9,7 +9,6 @@ from rich.console import Console
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD
-from elt_platform.launch.runs import load_definitions
 from elt_platform.project.contracts.evolution import (
     breaking_change_approved,
     classify_contract_change,
@@ -18,7 +17,6 @@ from elt_platform.project.contracts.evolution import (
 from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
-from elt_platform.promotion.jobs import downstream_closure
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -48,6 +46,10 @@ def diff(
 ) -> None:
     """Classify contract and produced-schema changes against prod (or another environment or
     release), with every downstream asset each change affects."""
+    # Dagster + dbt (~4 s to import): only for `diff`, which needs the asset graph.
+    from elt_platform.launch.runs import load_definitions
+    from elt_platform.promotion.jobs import downstream_closure
+
     settings = load_settings()
     wh = open_warehouse(settings)
     contracts = contracts_for(settings)  # malformed -> one line naming file and key

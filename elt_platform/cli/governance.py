@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
+from elt_platform.access.identity import identity_problem, strict_auth
 from elt_platform.environments import PROD
 from elt_platform.errors import ConfigError
 from elt_platform.settings import load_settings
@@ -55,6 +56,17 @@ def whoami() -> None:
         f"unmasked: {', '.join(sorted(role.unmasked_levels)) or '-'}   "
         f"actions: {', '.join(role.actions) or '-'}"
     )
+    policies = wh.access.policies
+    pinned = policies.users.get(who.user)
+    mode = "strict" if strict_auth(policies) else "open"
+    console.print(
+        f"authentication: {mode}   pinned roles: {', '.join(pinned) if pinned else '-'}   "
+        f"runs without identity tags act as: {policies.auth.untagged_runs}",
+        highlight=False,
+    )
+    problem = identity_problem(policies, who)
+    if problem:
+        console.print(f"[red]refused: {problem}[/]", highlight=False)
 
 
 @app.command("contract")

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.cli.common import caller
-from elt_platform.launch.runs import explain_candidate, promote_via_sensor, rollback_via_job
 from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.gc import collect_garbage
 from elt_platform.settings import load_settings
@@ -46,6 +45,9 @@ def promote(
         _explain()
         return
     _authorized("write")
+    # Dagster + dbt (~4 s to import): only in commands that launch a run, not at `elt --help`.
+    from elt_platform.launch.runs import promote_via_sensor
+
     outcome = promote_via_sensor(load_settings(), actor=caller().actor)
     if not outcome.requested:
         blocked = not outcome.reason.startswith("prod already serves")
@@ -68,6 +70,8 @@ def promote(
 
 def _explain() -> None:
     """Every problem that blocks staging and every warning, one per line."""
+    from elt_platform.launch.runs import explain_candidate  # Dagster + dbt: start-up cost
+
     cand = explain_candidate(load_settings())
     for problem in cand.problems:
         console.print(f"[red]block[/] {problem}", highlight=False)
@@ -117,6 +121,8 @@ def rollback(
     """Point prod back at an earlier release (pointer change; a subset takes its downstream)."""
     settings = load_settings()
     _authorized("write")
+    from elt_platform.launch.runs import rollback_via_job  # Dagster + dbt: start-up cost
+
     result = rollback_via_job(settings, to, assets=asset or None, actor=caller().actor)
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
@@ -140,5 +146,7 @@ def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.
     verb = "would collect" if dry_run else "collected"
     console.print(
         f"{verb} {len(report.collected_releases)} releases and {len(report.deleted_versions)} "
-        f"versions ({report.freed_bytes:,} bytes); kept {len(report.kept_releases)} releases"
+        f"versions ({report.freed_bytes:,} bytes); kept {len(report.kept_releases)} releases; "
+        f"{'would remove' if dry_run else 'removed'} {len(report.pending_removed)} stale pending "
+        "files of interrupted writers"
     )

@@ -136,6 +136,7 @@ class FileConnector:
             reader = f"read_parquet({sql_literal(str(part.path))})"
         elif self.format == "csv":
             self._check_header(path, part.label)
+            self._check_complete(path, part.label)
             reader = self._csv_reader(path)
         else:
             reader = self._json_reader(path)
@@ -175,6 +176,22 @@ class FileConnector:
                 f"source {self.name!r}: {label}, header has {len(header)} column(s), expected "
                 f"{len(expected)}: {'; '.join(detail) or 'columns in another order'}{hint}"
             )
+
+    def _check_complete(self, path: Path, label: str) -> None:
+        """A CSV cut off mid-line (a truncated transfer, a writer that died) ends without a line
+        ending: its last row would load as partial data, so the file is refused instead."""
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            fh.seek(size - 1)
+            if fh.read(1) in (b"\n", b"\r"):
+                return
+            fh.seek(0)
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 22), b""))
+        raise SourceDataError(
+            f"source {self.name!r}: {label}, line {lines + 1} (byte {size}) ends without a line "
+            "ending: the file looks cut off mid-line",
+            hint="deliver the complete file (a CSV must end with a newline); nothing was loaded",
+        )
 
     def _csv_reader(self, path: Path) -> str:
         options = [

@@ -1,10 +1,12 @@
 """Merge extracted parts into a new version: raw tables are append-only by primary key.
 
 Rows of the batch whose key is new are appended; a row whose key is already loaded replaces the
-old row if its content differs and is dropped if identical (look-back re-reads, replayed pages);
-within a batch the last row of a key wins. Previous parts that no key touches are reused
-(hard-linked), so an incremental version costs O(new data), and the content id does not depend on
-how rows are split into parts.
+old row if its content differs and is dropped if identical (look-back re-reads, replayed pages).
+Within a batch, identical repeats of a row collapse into one, but two different rows with the
+same key are a conflict nothing can resolve: the load fails naming them (a contract under the
+`quarantine` drift policy diverts such rows before they get here). Previous parts that no key
+touches are reused (hard-linked), so an incremental version costs O(new data), and the content id
+does not depend on how rows are split into parts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class MergeStats:
     rows_added: int = 0
     rows_replaced: int = 0  # loaded rows replaced by a changed row with the same key
     rows_unchanged: int = 0  # re-read rows identical to loaded ones (dropped)
-    rows_superseded: int = 0  # rows of the batch overtaken by a later row with the same key
+    rows_superseded: int = 0  # identical repeats of a row within the batch (collapsed)
     parts_reused: int = 0
     parts_rewritten: int = 0
 
@@ -86,6 +88,8 @@ def merge_batch(
     ).fetchone()
     if nulls:
         _raise_null_key(con, source, parts, primary_key)
+    if duplicates:
+        _raise_conflicting_keys(con, source, parts, names, primary_key)
     overlap = 0
     if old_parts:
         overlap = con.execute(
@@ -290,6 +294,39 @@ def _raise_null_key(
                 f"source {source!r}: {part.label}, record {hit[0] + 1}: primary key "
                 f"({', '.join(primary_key)}) is empty"
             )
+
+
+def _raise_conflicting_keys(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    parts: Sequence[SourcePart],
+    names: list[str],
+    primary_key: Sequence[str],
+) -> None:
+    """Refuse a batch holding two different rows with one key: keeping either would silently
+    drop the other (identical repeats are harmless and collapse later)."""
+    key = ", ".join(quote_ident(c) for c in primary_key)
+    row = "{" + ", ".join(f"{sql_literal(c)}: {quote_ident(c)}" for c in names) + "}"
+    listing = _listing([p.path for p in parts])
+    labels = " ".join(f"WHEN {sql_literal(str(p.path))} THEN {sql_literal(p.label)}" for p in parts)
+    where = f"(CASE _elt_f {labels} END) || ' record ' || (file_row_number + 1)"
+    conflicts = con.execute(
+        f"SELECT {key}, list({where} ORDER BY _elt_f, file_row_number), count(*) OVER ()"
+        f" FROM (SELECT *, hash({row}) AS _elt_h FROM read_parquet({listing},"
+        f" filename = '_elt_f', file_row_number = true)) GROUP BY {key}"
+        f" HAVING count(DISTINCT _elt_h) > 1 ORDER BY {key} LIMIT 1"
+    ).fetchone()
+    if conflicts is None:
+        return
+    *values, where, n_keys = conflicts
+    shown = ", ".join(f"{c}={v}" for c, v in zip(primary_key, values, strict=True))
+    more = f"; {n_keys - 1} more keys conflict" if n_keys > 1 else ""
+    raise SourceDataError(
+        f"source {source!r}: duplicate key in batch: {shown} has different values in "
+        f"{' and '.join(where[:3])}{more}",
+        hint="send one row per key in a batch, or give the source a contract whose drift_policy "
+        "is quarantine to divert such rows (nothing was loaded)",
+    )
 
 
 def first_line(exc: BaseException, *parts: SourcePart) -> str:

@@ -43,6 +43,7 @@ class SplitCounts:
 
 
 _INTEGERS = {"bigint", "integer", "smallint"}
+DUPLICATE_KEY = "duplicate key in batch"  # a later row repeating a key of the same batch
 
 
 def _reason_cases(contract: Contract, present: dict[str, str]) -> list[tuple[str, str]]:
@@ -109,9 +110,9 @@ def split_rows(
     key = [k for k in contract.primary_key if k in present]
     if key:
         cols = ", ".join(quote_ident(k) for k in key)
-        # The first occurrence of a key loads; later ones are duplicates.
+        # The first occurrence of a key loads; later ones go to quarantine, never vanish.
         dup = f"row_number() OVER (PARTITION BY {cols} ORDER BY _elt_row) > 1"
-        cases.append((dup, f"duplicate key {', '.join(key)}"))
+        cases.append((dup, DUPLICATE_KEY))
         if existing_keys_sql:
             types = {
                 c.name: sql_type(c.type, present.get(c.name, "VARCHAR")) for c in contract.columns

@@ -167,7 +167,7 @@ def prepare_dbt_run(
         for k in context.selected_asset_keys
     }
     setup.plan = plan_environment(
-        wh.store,
+        wh,
         env.name,
         sorted(setup.selected),
         deps=deps,

@@ -204,7 +204,9 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
             if (version.asset, version.version_id) not in referenced:
                 continue  # deleted below, not rewritten
             record = wh.versions.record(version.asset, version.version_id)
-            new = wh.versions.write_query(
+            # A steward rewrites versions of environments they may not write: the
+            # enforce_retention action is what allows it.
+            new = wh.privileged(Action.ENFORCE_RETENTION).versions.write_query(
                 duck,
                 version.asset,
                 f"SELECT * FROM {version.scan_sql} WHERE NOT ({expired}) OR ({expired}) IS NULL",
@@ -242,6 +244,7 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
         _carry_metadata(
             tx, {(r.asset, r.old_version): r.new_version for r in report.rewrites if r.new_version}
         )
+        rewritten_manifests = {}
         for release_id in sorted(touched_releases):
             manifest = dict(
                 tx.execute(
@@ -249,9 +252,10 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
                     (release_id,),
                 ).fetchall()
             )
+            rewritten_manifests[release_id] = manifest_hash(manifest)
             tx.execute(
                 "UPDATE releases SET manifest_hash = ? WHERE release_id = ?",
-                (manifest_hash(manifest), release_id),
+                (rewritten_manifests[release_id], release_id),
             )
         entry = wh.ledger.append(
             LedgerKind.RETENTION_DELETED,
@@ -263,6 +267,8 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
                 "cutoffs": report.cutoffs,
                 "rows_removed": report.rows_removed,
                 "versions": [r.proof() for r in report.rewrites],
+                # The audit ledger checks each release manifest against the last one recorded.
+                "release_manifests": rewritten_manifests,
             },
             assets=_new_versions_by_asset(report.rewrites),
         )

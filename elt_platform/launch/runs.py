@@ -9,9 +9,10 @@ from functools import lru_cache
 
 import dagster as dg
 
-from elt_platform.access.facade import open_warehouse
+from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.assembly import build_definitions
-from elt_platform.environments import environment_from_name
+from elt_platform.environments import environment_from_name, require_buildable
+from elt_platform.errors import UnknownAsset
 from elt_platform.orchestration.instance import open_instance
 from elt_platform.orchestration.names import (
     BUILD_JOB,
@@ -72,16 +73,40 @@ def build_environment(
     tags: dict[str, str] | None = None,
     log_level: str = "WARNING",
 ) -> BuildOutcome:
-    """Materialize (a selection of) assets in one environment as a recorded Dagster run."""
-    env = environment_from_name(environment)
+    """Materialize (a selection of) assets in one environment as a recorded Dagster run, acting
+    as the identity in `tags` or else as this process's caller. Everything a user can get wrong
+    (prod, an unknown environment or asset, a busy environment) is refused before the run."""
+    env = require_buildable(environment_from_name(environment))
     warehouse = open_warehouse(settings)
     warehouse.environments.get(env.name)  # unknown environment -> clear error, nothing run
-    warehouse.locks.ensure_free(env.name)  # busy environment -> clear error, nothing run
+    # Busy environment -> clear error, nothing run. Held until the run ends (the run's own
+    # acquire re-enters it), so no second writer can start in between.
+    warehouse.locks.acquire(
+        env.name,
+        holder=f"a build of {env.name} ({warehouse.identity.actor})",
+        share_in_process=True,
+    )
+    try:
+        return _run_build(settings, env.name, warehouse, selection, instance, tags, log_level)
+    finally:
+        warehouse.locks.release_all()
+
+
+def _run_build(
+    settings: Settings,
+    environment: str,
+    warehouse: GovernedWarehouse,
+    selection: list[str] | None,
+    instance: dg.DagsterInstance | None,
+    tags: dict[str, str] | None,
+    log_level: str,
+) -> BuildOutcome:
+    env = environment_from_name(environment)
     instance = instance or open_instance(settings)
     sync_environment_partitions(instance, [r.name for r in warehouse.environments.list()])
     defs = load_definitions(settings)
     job = defs.resolve_job_def(BUILD_JOB)
-    asset_selection = [dg.AssetKey.from_user_string(s) for s in selection] if selection else None
+    asset_selection = _asset_selection(defs, selection)
     result = job.execute_in_process(
         instance=instance,
         partition_key=env.name,
@@ -90,11 +115,28 @@ def build_environment(
         tags={
             "elt/environment": env.name,
             CODE_VERSION_TAG: current_code_version(settings.dbt_project_dir).label,
-            **(tags or {}),
+            **warehouse.identity.tags(),  # the run acts as its caller ...
+            **(tags or {}),  # ... unless the tags name someone
         },
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     return summarize_run(result, env.name)
+
+
+def _asset_selection(defs: dg.Definitions, selection: list[str] | None) -> list | None:
+    """The asset keys of `--select` values; an unknown one is refused before any run starts."""
+    if not selection:
+        return None
+    graph = defs.resolve_asset_graph()
+    known = {k.to_user_string() for k in graph.materializable_asset_keys}
+    unknown = [s for s in selection if s not in known]
+    if unknown:
+        shown = ", ".join(sorted(known)[:10]) + (", ..." if len(known) > 10 else "")
+        raise UnknownAsset(
+            f"no asset {unknown[0]!r} to build (assets: {shown})",
+            hint="pass asset keys as `elt env show staging` prints them, e.g. --select raw/orders",
+        )
+    return [dg.AssetKey.from_user_string(s) for s in selection]
 
 
 def summarize_run(result: dg.ExecuteInProcessResult, environment: str) -> BuildOutcome:
@@ -174,7 +216,8 @@ def promote_via_sensor(
     run = defs.resolve_job_def(PROMOTE_JOB).execute_in_process(
         run_config={**run_config, **QUIET_LOGS},
         instance=instance,
-        tags={**request.tags, "dagster/sensor_name": "promotion_sensor"},
+        # The caller asked for it (and was checked), so the run acts as the caller.
+        tags={**request.tags, **wh.identity.tags(), "dagster/sensor_name": "promotion_sensor"},
         raise_on_error=False,
     )
     after = wh.releases.current()
@@ -208,7 +251,8 @@ def rollback_via_job(
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run the rollback job (recorded in Dagster like a UI launch) after validating the release."""
-    open_warehouse(settings).releases.get(release_id)  # unknown/collected -> clear error
+    wh = open_warehouse(settings)
+    wh.releases.get(release_id)  # unknown/collected -> clear error
     instance = instance or open_instance(settings)
     job = load_definitions(settings).resolve_job_def(ROLLBACK_JOB)
     config = {"release_id": release_id, "assets": assets or [], "triggered_by": actor}
@@ -219,6 +263,7 @@ def rollback_via_job(
             "elt/release": release_id,
             "elt/target_environment": "prod",
             CODE_VERSION_TAG: current_code_version(settings.dbt_project_dir).label,
+            **wh.identity.tags(),  # the run acts as its caller
         },
         raise_on_error=False,
     )

@@ -52,7 +52,7 @@ def plan_build(settings: Settings, name: str, selection: list[str] | None = None
         wanted = [a for a in wanted if a in manifest.node_names()]
     instance = open_instance(settings)
     return plan_environment(
-        wh.store,
+        wh,
         env.name,
         wanted,
         deps={a: [p.to_user_string() for p in graph.get(every[a]).parent_keys] for a in wanted},

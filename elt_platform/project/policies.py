@@ -1,6 +1,7 @@
-"""The `policies:` section of the project file: roles, identities, per-asset governance the dbt
-YAML does not say (for projects the platform may not edit), project-wide defaults, and
-private-aggregate datasets. Absent, the platform's four built-in roles apply."""
+"""The `policies:` section of the project file: roles, identities (user pins, and `auth`: strict
+authentication and the role of untagged runs), per-asset governance the dbt YAML does not say
+(for projects the platform may not edit), project-wide defaults, and private-aggregate datasets.
+Absent, the platform's four built-in roles apply."""
 
 from __future__ import annotations
 
@@ -271,16 +272,34 @@ def builtin_roles() -> dict[str, RolePolicy]:
     }
 
 
+# The role of Dagster runs launched without identity tags unless `auth.untagged_runs` names
+# another: it may read, write and do nothing (it need not be declared under `roles:`).
+ANONYMOUS_ROLE = "anonymous"
+_ANONYMOUS = RolePolicy(description="No access: runs launched without identity tags.")
+
+
+class AuthPolicy(BaseModel):
+    """How identities are trusted: `strict` refuses users not pinned under `users:` (also set by
+    ELT_AUTH=strict); `untagged_runs` is the role of runs launched without identity tags."""
+
+    model_config = ConfigDict(extra="forbid")
+    strict: bool = False
+    untagged_runs: str = ANONYMOUS_ROLE
+
+
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default_role: str = "engineer"
     roles: dict[str, RolePolicy] = Field(default_factory=builtin_roles, min_length=1)
     users: dict[str, list[str]] = Field(default_factory=dict)
+    auth: AuthPolicy = Field(default_factory=AuthPolicy)
     defaults: GovernanceDefaults = Field(default_factory=GovernanceDefaults)
     assets: dict[str, AssetGovernance] = Field(default_factory=dict)
     privacy: Privacy = Field(default_factory=Privacy)
 
     def role(self, name: str) -> RolePolicy:
+        if name == ANONYMOUS_ROLE and name not in self.roles:
+            return _ANONYMOUS
         try:
             return self.roles[name]
         except KeyError:
@@ -295,6 +314,11 @@ def reference_problems(policies: Policies) -> list[tuple[tuple, str]]:
     if policies.default_role not in policies.roles:
         problems.append(
             (("default_role",), f"unknown role {policies.default_role!r} (not defined in roles)")
+        )
+    untagged = policies.auth.untagged_runs
+    if untagged != ANONYMOUS_ROLE and untagged not in policies.roles:
+        problems.append(
+            (("auth", "untagged_runs"), f"unknown role {untagged!r} (not defined in roles)")
         )
     for user, roles in policies.users.items():
         if not roles:

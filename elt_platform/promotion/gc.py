@@ -1,17 +1,21 @@
 """Garbage collection: keep the newest N releases plus every release that is held (prod's,
-sandbox bases, archived experiments); delete versions nothing references any more."""
+sandbox bases, archived experiments); delete versions nothing references any more, and files a
+killed writer left in `versions/_pending` once they are older than the grace period."""
 
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from elt_platform.access.control import WRITE
+from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.environments import PROD
 from elt_platform.store.builds import delete_builds_of
+from elt_platform.store.ledger import LedgerKind
 from elt_platform.store.metadata import utc_now
-from elt_platform.store.warehouse import Warehouse
 
 
 @dataclass
@@ -20,6 +24,7 @@ class GcReport:
     collected_releases: list[str] = field(default_factory=list)
     deleted_versions: list[tuple[str, str]] = field(default_factory=list)
     freed_bytes: int = 0
+    pending_removed: list[str] = field(default_factory=list)  # orphans of killed writers
 
 
 def protected_releases(tx) -> set[str]:
@@ -36,9 +41,11 @@ def protected_releases(tx) -> set[str]:
 
 
 def collect_garbage(
-    wh: Warehouse, *, keep: int, grace: timedelta, actor: str, dry_run: bool = False
+    wh: GovernedWarehouse, *, keep: int, grace: timedelta, actor: str, dry_run: bool = False
 ) -> GcReport:
-    """Decide and record everything in one transaction; delete files only after it commits."""
+    """Decide and record everything in one transaction; delete files only after it commits.
+    Collecting releases changes what prod can roll back to: it needs write access to prod."""
+    wh.authorize(WRITE, PROD)
     report = GcReport()
     cutoff = (datetime.now(UTC) - grace).isoformat(timespec="microseconds")
     doomed_dirs: list[Path] = []
@@ -71,6 +78,7 @@ def collect_garbage(
             report.deleted_versions.append((asset, version_id))
             report.freed_bytes += size
             doomed_dirs.append(Path(path).parent)
+        report.pending_removed = _stale_pending(wh.versions.pending_dir, grace)
         if dry_run:
             return report  # nothing was written; the empty transaction commits harmlessly
         now = utc_now()
@@ -84,7 +92,7 @@ def collect_garbage(
         delete_builds_of(tx, report.deleted_versions)
         if report.collected_releases or report.deleted_versions:
             wh.ledger.append(
-                "gc.collected",
+                LedgerKind.GC_COLLECTED,
                 actor=actor,
                 environment=PROD,
                 params={
@@ -98,7 +106,35 @@ def collect_garbage(
             )
     for directory in doomed_dirs:
         shutil.rmtree(directory, ignore_errors=True)
+    for name in report.pending_removed:
+        path = wh.versions.pending_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     return report
+
+
+def _stale_pending(pending_dir: Path, grace: timedelta) -> list[str]:
+    """Entries of `_pending` untouched for longer than the grace period: a writer moves its
+    pending files into the store minutes after writing them, so only those a killed process
+    left behind get this old."""
+    if not pending_dir.is_dir():
+        return []
+    cutoff = time.time() - grace.total_seconds()
+    stale = []
+    for path in sorted(pending_dir.iterdir()):
+        try:
+            newest = max(
+                [path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))]
+                if path.is_dir()
+                else [path.stat().st_mtime]
+            )
+        except FileNotFoundError:  # finished (moved into the store) meanwhile
+            continue
+        if newest < cutoff:
+            stale.append(path.name)
+    return stale
 
 
 def _by_asset(pairs: list[tuple[str, str]]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from elt_platform.access.identity import ROLE_TAG, USER_TAG
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import EltError, UnknownRelease
 from elt_platform.orchestration.names import GC_JOB, PROMOTE_JOB, ROLLBACK_JOB
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
 AssetGraphSource = Callable[[], "BaseAssetGraph"]
 
 
+# Runs the platform's own automation launches act as these identities (pin them under users:
+# for strict authentication); a launch without identity tags acts as the least-privileged role.
+PROMOTION_SENSOR_IDENTITY = {USER_TAG: "sensor:promotion_sensor", ROLE_TAG: "engineer"}
+GC_IDENTITY = {USER_TAG: "schedule:collect_garbage", ROLE_TAG: "engineer"}
+
+
 class PromoteConfig(dg.Config):
     source_environment: str = "staging"
     expected_manifest_hash: str = ""
@@ -43,6 +50,10 @@ def _prod_materializations(
     result: PublishResult, action: str, wh, extra: dict
 ) -> list[dg.AssetMaterialization]:
     events = []
+    # The ledger head right after the move, kept in Dagster's event log as a second anchor
+    # outside the metadata store (`elt audit verify` checks the anchor file; an auditor can
+    # compare these with `elt audit head`).
+    head = f"{result.ledger_head[0]}:{result.ledger_head[1]}" if result.ledger_head else ""
     for asset in result.changed_assets:
         version_id = result.release.manifest.get(asset)
         if version_id is None:
@@ -63,6 +74,7 @@ def _prod_materializations(
                     "source_run": (build.run_id if build else None) or "",
                     "code_version": (build.code_version if build else None) or "",
                     "dagster/row_count": dg.MetadataValue.int(version.rows),
+                    "ledger_head": head,
                     **extra.get(asset, {}),
                 },
                 tags={"dagster/data_version": version_id},
@@ -217,5 +229,6 @@ def build_promotion_schedules(jobs: list[dg.JobDefinition]) -> list[dg.ScheduleD
             job=gc_job,
             cron_schedule="30 3 * * *",
             default_status=dg.DefaultScheduleStatus.RUNNING,
+            tags=GC_IDENTITY,
         )
     ]

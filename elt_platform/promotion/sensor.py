@@ -9,7 +9,7 @@ from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
-from elt_platform.promotion.jobs import AssetGraphSource
+from elt_platform.promotion.jobs import PROMOTION_SENSOR_IDENTITY, AssetGraphSource
 
 
 def build_promotion_sensor(asset_graph: AssetGraphSource) -> dg.SensorDefinition:
@@ -58,6 +58,7 @@ def build_promotion_sensor(asset_graph: AssetGraphSource) -> dg.SensorDefinition
                 "elt/target_environment": PROD,
                 "elt/candidate": cand.manifest_hash[:16],
                 CODE_VERSION_TAG: cand.code_version or "",
+                **PROMOTION_SENSOR_IDENTITY,
             },
         )
 

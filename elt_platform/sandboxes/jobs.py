@@ -3,6 +3,7 @@ and an hourly schedule that prunes sandboxes past their TTL (after archiving the
 
 import dagster as dg
 
+from elt_platform.access.identity import ROLE_TAG, USER_TAG
 from elt_platform.orchestration.names import CREATE_SANDBOX_JOB, PRUNE_SANDBOXES_JOB
 from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.sandboxes.create import DEFAULT_TTL, create_sandbox
@@ -10,6 +11,8 @@ from elt_platform.sandboxes.prune import prune_expired
 
 CREATE_JOB = CREATE_SANDBOX_JOB
 PRUNE_JOB = PRUNE_SANDBOXES_JOB
+# The hourly schedule's runs act as this identity (pin it under users: for strict auth).
+PRUNE_IDENTITY = {USER_TAG: "schedule:prune_sandboxes", ROLE_TAG: "engineer"}
 
 
 class CreateSandboxConfig(dg.Config):
@@ -20,7 +23,9 @@ class CreateSandboxConfig(dg.Config):
 
 
 def build_sandbox_jobs() -> list[dg.JobDefinition]:
-    """The create and prune jobs (they act as the identity in their run's tags)."""
+    """The create and prune jobs: they act as the identity in their run's tags, so a launchpad
+    or GraphQL launch without `elt/user`/`elt/role` tags runs as the least-privileged role and
+    is refused (ledgered) before anything is written."""
 
     @dg.op(name="create_sandbox_from_release")
     def create_op(
@@ -67,5 +72,6 @@ def build_sandbox_schedules(jobs: list[dg.JobDefinition]) -> list[dg.ScheduleDef
             job=prune_job,
             cron_schedule="17 * * * *",
             default_status=dg.DefaultScheduleStatus.RUNNING,
+            tags=PRUNE_IDENTITY,
         )
     ]

@@ -1,26 +1,46 @@
 """The audit ledger: an append-only, hash-chained record of every consequential platform event.
 
-It lives in the metadata store, so an event (a release, a rollback) and its ledger entry commit in
-one transaction. Each entry's hash is sha256 over the canonical JSON of its fields and the previous
-entry's hash; `verify` recomputes the chain and names the first entry edited, deleted, inserted or
-reordered. Triggers refuse UPDATE and DELETE, so only someone bypassing the platform can tamper.
+It lives in the metadata store, so an event (a release, a rollback, a pointer move) and its entry
+commit in one transaction. Each entry commits to the resulting platform state (`state.py`: every
+environment's record, current release and pointers, every release manifest) and its hash is
+sha256 over the canonical JSON of its fields and the previous entry's hash; with a ledger key
+each entry is also signed (HMAC). The head is anchored outside the metadata store (`anchor.py`).
+`verify` (`ledger_checks.py`) recomputes the chain, the signatures, the anchors and the state, so
+edits, deletes, inserts, reorders, a cut tail, an emptied or recomputed chain, forged appends and
+direct edits of pointers, manifests or current releases are all reported. Triggers refuse UPDATE
+and DELETE, so only someone bypassing the platform can tamper.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from elt_platform.errors import InvalidLedgerEntry
+from elt_platform.store.anchor import LedgerAnchor, sign
+from elt_platform.store.anchor import key_id as ledger_key_id
+from elt_platform.store.ledger_checks import (
+    anchor_problems_for,
+    find_tampering,
+    release_manifest_hashes,
+    signature_problems,
+    state_problems,
+)
+from elt_platform.store.ledger_model import (  # noqa: F401 - re-exported for callers
+    GENESIS,
+    LedgerEntry,
+    Tampering,
+    VerifyReport,
+    canonical_json,
+    entry_hash,
+)
 from elt_platform.store.metadata import MetadataStore, utc_now
+from elt_platform.store.state import state_snapshot
 
-GENESIS = "0" * 64
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
 
 SCHEMA = """
@@ -44,6 +64,8 @@ BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
 BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
 """
+# Columns added after the first release of the ledger (older entries have NULL there).
+_ADDED_COLUMNS = {"state_json": "TEXT", "key_id": "TEXT", "mac": "TEXT"}
 
 
 class LedgerKind:
@@ -59,62 +81,11 @@ class LedgerKind:
     QUARANTINE_REPLAYED = "quarantine.replayed"
     ACCESS_DENIED = "access.denied"
     RETENTION_DELETED = "retention.deleted"
+    POINTERS_COMMITTED = "pointers.committed"
+    GC_COLLECTED = "gc.collected"
 
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    seq: int
-    at: str
-    kind: str
-    actor: str
-    environment: str | None
-    run_id: str | None
-    code_version: str | None
-    params: dict[str, Any] = field(default_factory=dict)
-    assets: dict[str, str] = field(default_factory=dict)
-    prev_hash: str = GENESIS
-    hash: str = ""
-
-    def hashed_fields(self) -> dict[str, Any]:
-        """The fields covered by the hash; `seq` is storage order, checked through the chain."""
-        return {
-            "at": self.at,
-            "kind": self.kind,
-            "actor": self.actor,
-            "environment": self.environment,
-            "run_id": self.run_id,
-            "code_version": self.code_version,
-            "params": self.params,
-            "assets": self.assets,
-        }
-
-
-@dataclass(frozen=True)
-class Tampering:
-    """The first place where the stored chain differs from an untouched one."""
-
-    kind: str  # edited | deleted | inserted | reordered | truncated
-    seq: int | None
-    message: str
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    entries: int
-    head: str
-    problem: Tampering | None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def entry_hash(fields: dict[str, Any], prev_hash: str) -> str:
-    return hashlib.sha256((canonical_json(fields) + prev_hash).encode()).hexdigest()
+    # Entries that move prod: each must be covered by an anchor written outside the store.
+    ANCHORED = (RELEASE_PUBLISHED, RELEASE_ROLLED_BACK)
 
 
 def _normalise(value: dict | None) -> dict:
@@ -134,12 +105,20 @@ class Ledger:
     """Appends entries and reads or verifies the chain; it never updates or deletes a row."""
 
     def __init__(
-        self, meta: MetadataStore, code_version: Callable[[], str | None] | None = None
+        self,
+        meta: MetadataStore,
+        code_version: Callable[[], str | None] | None = None,
+        anchor: LedgerAnchor | None = None,
     ) -> None:
         self.meta = meta
         self._code_version = code_version  # default for entries that name none
+        self.anchor = anchor  # where heads are anchored and the ledger key (None: neither)
         with self.meta.read() as con:
             con.executescript(SCHEMA)
+            present = {r[1] for r in con.execute("PRAGMA table_info(ledger)")}
+            for column, sql_type in _ADDED_COLUMNS.items():
+                if column not in present:
+                    con.execute(f"ALTER TABLE ledger ADD COLUMN {column} {sql_type}")
 
     def append(
         self,
@@ -173,16 +152,22 @@ class Ledger:
         if tx is not None:
             return self._append(tx, draft)
         with self.meta.transaction() as own:
-            return self._append(own, draft)
+            entry = self._append(own, draft)
+        self.write_anchor()
+        return entry
 
     def _append(self, tx: sqlite3.Connection, draft: dict[str, Any]) -> LedgerEntry:
         last = tx.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (1, GENESIS) if last is None else (last[0] + 1, last[1])
-        entry = LedgerEntry(seq=seq, prev_hash=prev, **draft)
+        state = json.loads(canonical_json(state_snapshot(tx)))
+        entry = LedgerEntry(seq=seq, prev_hash=prev, state=state, **draft)
         digest = entry_hash(entry.hashed_fields(), prev)
+        key = self.anchor.key() if self.anchor is not None else None
+        signer, mac = (ledger_key_id(key), sign(key, digest)) if key else (None, None)
         tx.execute(
             "INSERT INTO ledger (seq, at, kind, actor, environment, run_id, code_version,"
-            " params_json, assets_json, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " params_json, assets_json, prev_hash, hash, state_json, key_id, mac)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 seq,
                 entry.at,
@@ -195,9 +180,20 @@ class Ledger:
                 canonical_json(entry.assets),
                 prev,
                 digest,
+                canonical_json(state),
+                signer,
+                mac,
             ),
         )
-        return LedgerEntry(**{**entry.__dict__, "hash": digest})
+        return LedgerEntry(**{**entry.__dict__, "hash": digest, "key_id": signer, "mac": mac})
+
+    def write_anchor(self) -> tuple[int, str]:
+        """Anchor the current head outside the metadata store (when an anchor is configured);
+        called after every transaction that appended entries, and always after prod moves."""
+        seq, digest = self.head()
+        if self.anchor is not None and seq:
+            self.anchor.write(seq, digest)
+        return seq, digest
 
     def entries(
         self,
@@ -231,75 +227,43 @@ class Ledger:
         return (0, GENESIS) if row is None else (row[0], row[1])
 
     def verify(self, *, expected_head: str | None = None) -> VerifyReport:
-        """Recompute the chain; report the first entry edited, deleted, inserted or reordered."""
+        """Recompute the chain, the signatures, the anchors and the state; report each problem
+        (the chain's first break, then every other inconsistency)."""
         with self.meta.read() as con:
+            con.execute("BEGIN")  # one snapshot: entries and the state they must match
             rows = con.execute("SELECT * FROM ledger ORDER BY seq").fetchall()
+            state = json.loads(canonical_json(state_snapshot(con)))
+            manifests = release_manifest_hashes(con)
+            con.execute("COMMIT")
         entries = [_entry(r) for r in rows]
-        problem = find_tampering(entries)
+        problems: list[Tampering] = []
+        chain = find_tampering(entries)
+        if chain is not None:
+            problems.append(chain)
+        key = self.anchor.key() if self.anchor is not None else None
+        if key:
+            problems += signature_problems(entries, key)
+        anchors = 0
+        if self.anchor is not None:
+            found, anchor_problems = self.anchor.read()
+            anchors = len(found)
+            problems += anchor_problems_for(entries, found, anchor_problems, self.anchor.path)
+        problems += state_problems(entries, state, manifests)
         head = entries[-1].hash if entries else GENESIS
-        if problem is None and expected_head and expected_head not in {e.hash for e in entries}:
-            problem = Tampering(
-                "truncated", None, f"the expected head {expected_head[:12]} is not in the ledger"
+        if expected_head and expected_head not in {e.hash for e in entries}:
+            problems.append(
+                Tampering(
+                    "truncated",
+                    None,
+                    f"the expected head {expected_head[:12]} is not in the ledger",
+                )
             )
-        return VerifyReport(entries=len(entries), head=head, problem=problem)
-
-
-def find_tampering(entries: list[LedgerEntry]) -> Tampering | None:
-    """Walk the chain in storage order and classify the first inconsistency."""
-    position = {e.hash: i for i, e in enumerate(entries)}
-    prev, prev_seq = GENESIS, 0
-    for i, e in enumerate(entries):
-        if e.prev_hash != prev:
-            return _classify_break(entries, i, prev, prev_seq, position.get(e.prev_hash))
-        if entry_hash(e.hashed_fields(), e.prev_hash) != e.hash:
-            return Tampering("edited", e.seq, f"entry {e.seq} was edited (its hash does not match)")
-        prev, prev_seq = e.hash, e.seq
-    return None
-
-
-def _classify_break(
-    entries: list[LedgerEntry], i: int, prev: str, prev_seq: int, linked_at: int | None
-) -> Tampering:
-    """Entry `i` does not link to the entry stored before it: find out why."""
-    e = entries[i]
-    following = entries[i + 1] if i + 1 < len(entries) else None
-    if linked_at is not None and linked_at > i:
-        return Tampering(
-            "reordered",
-            e.seq,
-            f"entry {e.seq} was reordered (it follows entry {entries[linked_at].seq} in the chain)",
-        )
-    if linked_at is not None and linked_at < i - 1:
-        forged = entries[linked_at + 1]
-        return Tampering(
-            "inserted",
-            forged.seq,
-            f"entry {forged.seq} was inserted (entry {e.seq} follows "
-            f"entry {entries[linked_at].seq} in the chain)",
-        )
-    if following is not None and following.prev_hash == prev:
-        return Tampering(
-            "inserted",
-            e.seq,
-            f"entry {e.seq} was inserted (entry {following.seq} follows "
-            f"entry {prev_seq} in the chain)",
-        )
-    if entry_hash(e.hashed_fields(), e.prev_hash) != e.hash:
-        return Tampering("edited", e.seq, f"entry {e.seq} was edited (its hash does not match)")
-    if e.seq == prev_seq + 1 and i > 0:
-        return Tampering(
-            "edited",
-            prev_seq,
-            f"entry {prev_seq} was edited (its hash was recomputed; "
-            f"entry {e.seq} no longer links to it)",
-        )
-    gone = f"entry {prev_seq + 1} was" if e.seq == prev_seq + 2 else f"entries before {e.seq} were"
-    return Tampering(
-        "deleted", prev_seq + 1, f"{gone} deleted (entry {e.seq} does not link to entry {prev_seq})"
-    )
+        return VerifyReport(len(entries), head, tuple(problems), anchors, bool(key))
 
 
 def _entry(row: sqlite3.Row) -> LedgerEntry:
+    keys = row.keys()
+    state = row["state_json"] if "state_json" in keys else None
     return LedgerEntry(
         seq=row["seq"],
         at=row["at"],
@@ -312,4 +276,7 @@ def _entry(row: sqlite3.Row) -> LedgerEntry:
         assets=json.loads(row["assets_json"]),
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        state=json.loads(state) if state else None,
+        key_id=row["key_id"] if "key_id" in keys else None,
+        mac=row["mac"] if "mac" in keys else None,
     )

@@ -118,6 +118,9 @@ def _migrate(con: sqlite3.Connection) -> None:
     for table in ("env_pointers", "release_entries"):  # pointers point at builds
         if "build_id" not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:
             con.execute(f"ALTER TABLE {table} ADD COLUMN build_id TEXT")
+    columns = {r[1] for r in con.execute("PRAGMA table_info(versions)")}
+    if "files_json" not in columns:  # size and checksum of each file (store/checksums.py)
+        con.execute("ALTER TABLE versions ADD COLUMN files_json TEXT")
 
 
 def utc_now() -> str:

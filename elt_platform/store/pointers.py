@@ -143,9 +143,11 @@ class EnvironmentRegistry:
         *,
         run_id: str | None,
         builds: dict[str, str | None] | None = None,
+        on_commit: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """Point several assets of a buildable environment at new versions, atomically. Without
-        an explicit build, a pointer serves the newest build of its version."""
+        an explicit build, a pointer serves the newest build of its version; `on_commit` writes
+        related rows (the audit ledger entry) in that same transaction."""
         record = self.get(name)
         if record.environment.is_prod:
             raise WriteNotAllowed("prod pointers change only by publishing a release")
@@ -161,6 +163,8 @@ class EnvironmentRegistry:
                     " run_id = excluded.run_id, build_id = excluded.build_id",
                     (name, asset, version_id, now, run_id, build_id),
                 )
+            if on_commit is not None:
+                on_commit(tx)
 
 
 def _newest_build(con: sqlite3.Connection, asset: str, version_id: str) -> str | None:

@@ -34,6 +34,7 @@ class PublishResult:
     previous_release: str | None
     changed: bool
     changed_assets: tuple[str, ...]
+    ledger_head: tuple[int, str] | None = None  # (seq, hash) anchored after the move
 
 
 OnCommit = Callable[[sqlite3.Connection, PublishResult], None]

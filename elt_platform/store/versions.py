@@ -1,4 +1,6 @@
-"""Immutable table versions: Parquet files addressed by a content hash, never overwritten."""
+"""Immutable table versions: Parquet files addressed by a content hash, never overwritten. Each
+file's size and checksum are recorded at commit and re-checked before an existing version's
+files are trusted again (`checksums.py`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import duckdb
 from elt_platform.errors import UnknownVersion
 from elt_platform.sqlident import sql_literal
 from elt_platform.store.builds import delete_builds_of, insert_build
+from elt_platform.store.checksums import check_files, record_files, refuse_damaged
 from elt_platform.store.metadata import MetadataStore, utc_now
 from elt_platform.store.parts import (
     PARTS_FILE,
@@ -129,6 +132,7 @@ class VersionStore:
         reused = final.exists()
         if reused:
             pending.unlink(missing_ok=True)
+            self._check_reused(con, asset, version_id, final.parent)  # tampered -> refused
         else:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(pending, final)
@@ -145,6 +149,8 @@ class VersionStore:
             inputs=inputs,
             params=params,
             masked=masked,
+            files=[final],
+            reused=reused,
         )
         return self.get(asset, version_id, reused=reused, build_id=build_id)
 
@@ -163,8 +169,11 @@ class VersionStore:
         inputs: dict[str, str] | None,
         params: dict[str, object] | None,
         masked: bool,
+        files: list[Path],
+        reused: bool,
     ) -> str:
-        """The version row (first commit wins: content is content) and a build row, together."""
+        """The version row (first commit wins: content is content), the size and checksum of its
+        files, and a build row, together."""
         with self.meta.transaction() as tx:
             tx.execute(
                 "INSERT OR IGNORE INTO versions (asset, version_id, path, rows, bytes, schema_json,"
@@ -185,6 +194,7 @@ class VersionStore:
                     json.dumps(params or {}, sort_keys=True, default=str),
                 ),
             )
+            record_files(tx, asset, version_id, files, fresh=not reused)
             return insert_build(
                 tx,
                 asset=asset,
@@ -196,6 +206,19 @@ class VersionStore:
                 params=params,
                 masked=masked,
             )
+
+    def _check_reused(
+        self, con: duckdb.DuckDBPyConnection, asset: str, version_id: str, directory: Path
+    ) -> None:
+        """Before trusting files already in the store: their recorded size and checksum, or
+        (nothing recorded: a crash before the record, or an older store) their content hash."""
+        if check_files(self.meta, asset, version_id, directory):
+            return
+        files = sorted(directory.glob("*.parquet"))
+        schema = parquet_schema(con, files[0]) if files else ()
+        actual = combined_content_id(schema, list(part_fingerprints(con, files, schema).values()))
+        if actual != version_id:
+            refuse_damaged(asset, version_id, directory, [f"its content hashes to {actual}"])
 
     def get(
         self, asset: str, version_id: str, *, reused: bool = False, build_id: str | None = None
@@ -283,6 +306,10 @@ class VersionStore:
         new_stats = part_fingerprints(con, list(new_parts), schema)
         old_stats: dict[Path, PartStats] = {}
         for directory in {p.parent for p in reused_parts}:
+            # Parts hard-linked into the new version must still be the files recorded for the
+            # version they come from (their stats are read from its sidecar, not the data).
+            linked = [p.name for p in reused_parts if p.parent == directory]
+            check_files(self.meta, asset, directory.name, directory, linked)
             by_name = directory_part_stats(con, directory, schema)
             old_stats.update({p: by_name[p.name] for p in reused_parts if p.parent == directory})
         # Empty new parts add nothing but files; keep one only if it carries the whole schema.
@@ -305,6 +332,8 @@ class VersionStore:
         reused = final_dir.exists()
         if not reused:
             reused = self._install_parts(final_dir, entries, schema)
+        if reused:
+            self._check_reused(con, asset, version_id, final_dir)
         for part in new_parts:
             part.unlink(missing_ok=True)
         files = sorted(final_dir.glob("*.parquet"))
@@ -322,6 +351,8 @@ class VersionStore:
             inputs=inputs,
             params=params,
             masked=masked,
+            files=files,
+            reused=reused,
         )
         return self.get(asset, version_id, reused=reused, build_id=build_id)
 

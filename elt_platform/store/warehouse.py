@@ -4,19 +4,21 @@ through the governed facade (`elt_platform.access.facade`), which checks who may
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import NothingToPublish
+from elt_platform.store.anchor import LedgerAnchor
 from elt_platform.store.builds import BuildStore
 from elt_platform.store.catalog import CatalogStore, SandboxRelations
 from elt_platform.store.ledger import Ledger, LedgerKind
 from elt_platform.store.locks import EnvironmentLocks
 from elt_platform.store.metadata import MetadataStore
 from elt_platform.store.pointers import EnvironmentRegistry
-from elt_platform.store.releases import PublishResult, ReleaseStore
+from elt_platform.store.releases import PublishResult, ReleaseStore, manifest_hash
 from elt_platform.store.versions import Version, VersionStore
 
 
@@ -29,6 +31,7 @@ class Warehouse:
         *,
         sandbox_relations: SandboxRelations | None = None,
         code_version: Callable[[], str | None] | None = None,
+        anchor: LedgerAnchor | None = None,
     ) -> None:
         self.root = Path(root)
         self.meta = MetadataStore(self.root / "meta.sqlite")
@@ -43,7 +46,7 @@ class Warehouse:
             sandbox_relations=sandbox_relations,
         )
         self.locks = EnvironmentLocks(self.root / "locks")
-        self.ledger = Ledger(self.meta, code_version)
+        self.ledger = Ledger(self.meta, code_version, anchor)
         self.environments.ensure_core()
 
     def scratch_path(self, environment: str) -> Path:
@@ -61,18 +64,34 @@ class Warehouse:
         }
 
     def commit_pointers(
-        self, environment: str, versions: dict[str, Version], *, run_id: str | None
+        self,
+        environment: str,
+        versions: dict[str, Version],
+        *,
+        run_id: str | None,
+        actor: str = "platform",
     ) -> None:
         """Make `versions` (and the builds that produced them) visible in a buildable environment
-        at once; refresh its catalog."""
+        at once, with the ledger entry that commits to the new state in the same transaction;
+        refresh its catalog."""
         if not versions:
             return
+        pointers = {a: v.version_id for a, v in versions.items()}
         self.environments.set_pointers(
             environment,
-            {a: v.version_id for a, v in versions.items()},
+            pointers,
             run_id=run_id,
             builds={a: v.build_id for a, v in versions.items()},
+            on_commit=lambda tx: self.ledger.append(
+                LedgerKind.POINTERS_COMMITTED,
+                actor=actor,
+                environment=environment,
+                run_id=run_id,
+                assets=pointers,
+                tx=tx,
+            ),
         )
+        self.ledger.write_anchor()
         self.catalogs.rebuild(environment)
 
     def publish(
@@ -138,8 +157,7 @@ class Warehouse:
                 {"source_environment": source_environment, "gate_summary": gate_summary or {}},
             ),
         )
-        self.catalogs.rebuild(PROD)
-        return result
+        return self._after_prod_move(result)
 
     def _newest_build(self, asset: str, version_id: str) -> str | None:
         found = self.builds.latest(asset, version_id)
@@ -155,8 +173,13 @@ class Warehouse:
                 tx, LedgerKind.RELEASE_ROLLED_BACK, res, actor, run_id, None, {}
             ),
         )
+        return self._after_prod_move(result)
+
+    def _after_prod_move(self, result: PublishResult) -> PublishResult:
+        """Anchor the ledger's head outside the store, then rebuild prod's catalog."""
+        head = self.ledger.write_anchor()
         self.catalogs.rebuild(PROD)
-        return result
+        return dataclasses.replace(result, ledger_head=head)
 
     def _record_release(
         self,
@@ -180,6 +203,7 @@ class Warehouse:
                 "release_id": result.release.release_id,
                 "previous_release": result.previous_release,
                 "changed_assets": list(result.changed_assets),
+                "manifest_hash": manifest_hash(manifest),
                 **params,
             },
             assets={a: manifest[a] for a in result.changed_assets if a in manifest},

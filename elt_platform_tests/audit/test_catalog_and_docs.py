@@ -8,8 +8,9 @@ import pytest
 from elt_platform.access.facade import open_warehouse
 from elt_platform.audit.docs import build_docs, page_name
 from elt_platform.audit.metadata_catalog import export_to_duckdb, query_catalog
-from elt_platform.errors import InvalidQuery
+from elt_platform.errors import QueryRefused
 from elt_platform_tests.conftest import run_cli
+from elt_platform_tests.governance.conftest import copy_installation
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +65,23 @@ def test_catalog_holds_runs_check_results_and_the_audit_log(platform_home, site)
     assert _q(platform_home, "SELECT count(*) FROM audit_log")[0][0] >= 1
 
 
-def test_catalog_queries_are_read_only(platform_home, site):
-    before = _q(platform_home, "SELECT count(*) FROM ledger")
+def test_catalog_queries_are_read_only(platform_home, site, tmp_path):
+    before = _q(platform_home, "SELECT count(*) FROM audit_log")
     for bad in [
         "DELETE FROM ledger",
         "SELECT 1; DROP TABLE ledger",
         "UPDATE assets SET x=1",
         "WITH x AS (SELECT 1) DELETE FROM ledger",
     ]:
-        with pytest.raises(InvalidQuery):
+        with pytest.raises(QueryRefused):
             query_catalog(platform_home.metadata_path, bad)
-    assert _q(platform_home, "SELECT count(*) FROM ledger") == before
-    proc = run_cli(platform_home, "catalog", "query", "DELETE FROM releases")
-    assert proc.returncode == 2 and proc.stderr.startswith("error: only a single read-only")
+    assert _q(platform_home, "SELECT count(*) FROM audit_log") == before
+    # A refusal at the CLI is ledgered (access.denied): on a private copy, not the shared one.
+    private = copy_installation(platform_home, tmp_path / "home")
+    proc = run_cli(private, "catalog", "query", "DELETE FROM releases")
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "error: query refused: DELETE is not allowed"
+    )
     proc = run_cli(platform_home, "catalog", "query", "SELECT asset, owner FROM assets", check=True)
     assert "team:analytics" in proc.stdout
 

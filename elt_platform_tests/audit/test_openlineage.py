@@ -30,6 +30,7 @@ from elt_platform.orchestration.instance import open_instance
 from elt_platform.orchestration.lineage_datasets import http_dataset, sql_table_dataset
 from elt_platform.orchestration.names import PROMOTE_JOB
 from elt_platform.orchestration.openlineage import read_events
+from elt_platform.promotion.jobs import PROMOTION_SENSOR_IDENTITY
 from elt_platform_tests.conftest import make_settings, run_cli
 from elt_platform_tests.openlineage_validation import validate_event, validate_file
 
@@ -82,6 +83,7 @@ def lineage(tmp_path_factory) -> Lineage:
             run_config={"ops": {"promote": {"config": {"expected_manifest_hash": "stale"}}}},
             instance=open_instance(settings),
             raise_on_error=False,
+            tags=PROMOTION_SENSOR_IDENTITY,  # untagged, it would be refused as `anonymous`
         )
     )
     assert not refused.success

@@ -161,17 +161,53 @@ def test_a_file_overlapping_loaded_rows_adds_only_the_new_ones(inst):
     (folder / "1.jsonl").write_text("".join(f'{{"id": {i}, "kind": "a"}}\n' for i in range(10)))
     env = inst.sandbox("files_overlap")
     assert inst.build(env, "events_in").success
-    # a re-delivery: rows 5..9 again (identical) plus 10..14, and id 3 twice (the last one wins)
+    # a re-delivery: rows 5..9 again (identical) plus 10..14, and id 3 changed, sent twice
     lines = [f'{{"id": {i}, "kind": "a"}}\n' for i in range(5, 15)]
-    lines += ['{"id": 3, "kind": "b"}\n', '{"id": 3, "kind": "c"}\n']
+    lines += ['{"id": 3, "kind": "c"}\n', '{"id": 3, "kind": "c"}\n']
     (folder / "2.jsonl").write_text("".join(lines))
     outcome = inst.build(env, "events_in")
     assert outcome.success, outcome.error
     meta = inst.materialization_metadata(outcome.run_id)
     assert (meta["rows_added"], meta["rows_unchanged"], meta["rows_replaced"]) == (5, 5, 1)
-    assert meta["rows_superseded"] == 1
+    assert meta["rows_superseded"] == 1  # the identical repeat
     assert inst.query(env, "events_in", "SELECT count(*), max(id) FROM t") == [(15, 14)]
     assert inst.query(env, "events_in", "SELECT kind FROM t WHERE id = 3") == [("c",)]
+
+
+def test_a_csv_with_duplicate_keys_is_refused_naming_the_rows_and_nothing_loads(inst, frames):
+    folder = _folder(inst, "products_in")
+    products = frames["products"].slice(0, 20)
+    clash = products.slice(3, 5).set_column(
+        2, "product_name", pa.array([f"other {i}" for i in range(5)])
+    )
+    _write_csv(pa.concat_tables([products, clash.cast(products.schema)]), folder / "p.csv")
+    env = inst.sandbox("files_dup_keys")
+    outcome = inst.build(env, "products_in")
+    assert not outcome.success
+    first = products["product_id"][3].as_py()
+    assert (
+        f"source 'products_in': duplicate key in batch: product_id={first} has different values "
+        "in products_in/p.csv record 4 and products_in/p.csv record 21; 4 more keys conflict"
+    ) in outcome.error
+    assert inst.version(env, "products_in") is None
+
+
+def test_a_csv_cut_off_mid_line_is_refused_with_its_position(inst, frames):
+    folder = _folder(inst, "products_in")
+    _write_csv(frames["products"].slice(0, 10), folder / "p.csv")
+    data = (folder / "p.csv").read_bytes()
+    (folder / "p.csv").write_bytes(data[:-4])  # cut inside the last row's price
+    env = inst.sandbox("files_cut_csv")
+    outcome = inst.build(env, "products_in")
+    assert not outcome.success
+    assert (
+        f"source 'products_in': products_in/p.csv, line 11 (byte {len(data) - 4}) ends without "
+        "a line ending: the file looks cut off mid-line"
+    ) in outcome.error
+    assert inst.version(env, "products_in") is None
+    (folder / "p.csv").write_bytes(data)  # the complete file loads
+    assert inst.build(env, "products_in").success
+    assert inst.query(env, "products_in", "SELECT count(*) FROM t") == [(10,)]
 
 
 def _truncated_parquet(folder: Path, frames) -> str:
@@ -233,7 +269,7 @@ BAD_FILES = {
     "wrong_encoding": ("products_in", _wrong_encoding_csv, "not utf-8 encoded"),
     "wrong_delimiter": ("products_in", _wrong_delimiter_csv, "is the delimiter ','"),
     "missing_column": ("products_in", _missing_column_csv, "missing column(s) unit_price"),
-    "truncated_csv": ("products_in", _truncated_csv, "Line: 3: Expected Number of Columns"),
+    "truncated_csv": ("products_in", _truncated_csv, "line 3 (byte 85) ends without a line ending"),
     "malformed_jsonl": ("events_in", _malformed_jsonl, "bad.jsonl"),
 }
 

@@ -62,31 +62,41 @@ def test_content_id_is_that_of_one_file_with_the_same_rows_however_split(con, wh
     assert any(reused.get(p.name) == p.stat().st_ino for p in wh.versions.part_files(second))
 
 
-def test_changed_rows_replace_identical_rows_are_dropped_and_the_last_duplicate_wins(con, wh):
+def _row(id_: int, note: str) -> str:
+    return (
+        f"SELECT {id_}::BIGINT AS id, 1.00::DECIMAL(12,2) AS amount,"
+        f" TIMESTAMP '2030-01-01' AS at, '{note}' AS note"
+    )
+
+
+def test_changed_rows_replace_identical_rows_are_dropped_and_repeats_collapse(con, wh):
     base, _ = _merge(con, wh, None, [_part(con, wh, ROWS.format(lo=0, hi=100), "a")])
     batch = [
         _part(con, wh, ROWS.format(lo=90, hi=110), "b"),  # 90..99 identical, 100..109 new
-        _part(
-            con,
-            wh,
-            "SELECT 5::BIGINT AS id, 1.00::DECIMAL(12,2) AS amount, TIMESTAMP '2030-01-01' AS at, 'x' AS note",
-            "c",
-        ),  # noqa: E501
-        _part(
-            con,
-            wh,
-            "SELECT 5::BIGINT AS id, 2.00::DECIMAL(12,2) AS amount, TIMESTAMP '2030-01-01' AS at, 'y' AS note",
-            "d",
-        ),  # noqa: E501
+        _part(con, wh, _row(5, "x"), "c"),  # changes loaded row 5 ...
+        _part(con, wh, _row(5, "x"), "d"),  # ... and repeats it identically: one row
     ]
     version, stats = _merge(con, wh, base, batch)
     assert (stats.rows_added, stats.rows_replaced, stats.rows_unchanged) == (10, 1, 10)
     assert stats.rows_superseded == 1
     rows = con.execute(f"SELECT count(*), count(DISTINCT id) FROM {version.scan_sql}").fetchone()
     assert rows == (110, 110)
-    assert con.execute(f"SELECT note FROM {version.scan_sql} WHERE id = 5").fetchall() == [("y",)]
+    assert con.execute(f"SELECT note FROM {version.scan_sql} WHERE id = 5").fetchall() == [("x",)]
     again, _ = _merge(con, wh, version, [_part(con, wh, ROWS.format(lo=100, hi=110), "e")])
     assert again.version_id == version.version_id  # a replayed batch changes nothing
+
+
+def test_two_different_rows_with_one_key_in_a_batch_are_refused_not_silently_dropped(con, wh):
+    base, _ = _merge(con, wh, None, [_part(con, wh, ROWS.format(lo=0, hi=10), "a")])
+    clash = f"{_row(5, 'x')} UNION ALL {_row(20, 'n')} UNION ALL {_row(5, 'y')}"
+    with pytest.raises(SourceDataError) as raised:
+        _merge(con, wh, base, [_part(con, wh, clash, "b.csv")])
+    assert raised.value.args[0] == (
+        "source 't': duplicate key in batch: id=5 has different values in "
+        "b.csv record 1 and b.csv record 3"
+    )
+    assert "drift_policy is quarantine" in raised.value.hint
+    assert [v.version_id for v in wh.versions.list()] == [base.version_id]  # nothing committed
 
 
 def test_full_refresh_replaces_everything(con, wh):

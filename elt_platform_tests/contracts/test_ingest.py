@@ -80,7 +80,7 @@ def test_quarantine_loads_good_rows_diverts_bad_ones_and_replays_after_a_fix(tmp
         "status not an allowed value": 1,
         "quantity below minimum 1.0": 1,
         "null key in order_id": 1,
-        "duplicate key order_id, updated_at": 1,
+        "duplicate key in batch": 1,
     }
     assert loaded == 2 and loaded + sum(quarantine.values()) == len(rows)  # exact accounting
     position = _rows(

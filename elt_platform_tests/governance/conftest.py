@@ -25,6 +25,8 @@ def copy_installation(source: Settings, home: Path) -> Settings:
     shutil.copytree(
         source.warehouse_dir, settings.warehouse_dir, ignore=shutil.ignore_patterns("locks")
     )
+    if source.ledger_anchor_path.exists():  # the ledger's anchors travel with its ledger
+        shutil.copyfile(source.ledger_anchor_path, settings.ledger_anchor_path)
     old, new = str(source.warehouse_dir), str(settings.warehouse_dir)
     con = sqlite3.connect(settings.metadata_path)
     try:

@@ -33,6 +33,7 @@ def test_the_demo_project_defines_the_four_roles_and_the_demo_default():
     assert "edit_contracts" in policies.roles["steward"].actions
     assert "read_ledger" in policies.roles["auditor"].actions
     assert policies.privacy.datasets["orders_by_region_month"].budget.epsilon > 0
+    assert (policies.auth.strict, policies.auth.untagged_runs) == (False, "anonymous")
 
 
 def test_a_project_without_a_project_file_gets_the_built_in_roles(tmp_path):
@@ -81,6 +82,14 @@ def test_the_project_file_can_live_outside_the_project(tmp_path):
         (
             MINIMAL + "  assets:\n    orders: {retention_column: none}\n",
             "p.yaml:7: policies.assets.orders: retention_column: none needs a reason",
+        ),
+        (
+            MINIMAL + "  auth:\n    untagged_runs: guest\n",
+            "p.yaml:7: policies.auth.untagged_runs: unknown role 'guest' (not defined in roles)",
+        ),
+        (
+            MINIMAL + "  auth:\n    strict: true\n    untaged_runs: analyst\n",
+            "p.yaml:8: policies.auth.untaged_runs: Extra inputs are not permitted",
         ),
         ("policies:\n  roles: [engineer\n", "p.yaml:3: not valid YAML"),
         (

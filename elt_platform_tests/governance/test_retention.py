@@ -179,7 +179,13 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
     for proof in entry.params["versions"]:
         assert set(proof) == proof_keys
         assert isinstance(proof["rows_removed"], int) and proof["rows_removed"] > 0
-    assert set(entry.params) == {"as_of", "cutoffs", "rows_removed", "versions"}
+    assert set(entry.params) == {
+        "as_of",
+        "cutoffs",
+        "rows_removed",
+        "versions",
+        "release_manifests",
+    }
     assert "@" not in json.dumps(entry.params)  # no e-mail (or any other value) recorded
     assert wh.ledger.verify().ok
 
@@ -221,8 +227,10 @@ def test_retention_job_runs_as_the_schedule_steward(installation, tmp_path):
     assert defs.resolve_schedule_def("daily_retention").job_name == "enforce_retention"
     wh = open_warehouse(installation)
     before = wh.resolve(PROD)
+    schedule = defs.resolve_schedule_def("daily_retention")
     result = defs.resolve_job_def("enforce_retention").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral()
+        instance=dg.DagsterInstance.ephemeral(),
+        tags=schedule.tags,  # as the schedule launches it
     )
     assert result.success
     after = wh.resolve(PROD)

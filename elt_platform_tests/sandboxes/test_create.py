@@ -105,6 +105,7 @@ def test_create_job_in_the_dagster_ui_creates_a_partition(sandbox_home):
                 }
             }
         },
+        tags={"elt/user": "eve@example.com", "elt/role": "engineer"},  # set in the launchpad
     )
     assert result.success
     wh = open_warehouse(sandbox_home)

@@ -56,10 +56,10 @@ def test_ttl_schedule_archives_then_drops_expired_sandboxes_and_only_their_own_d
     time.sleep(1.2)
     assert {s.record.name for s in sandbox_status(wh) if s.expired} == {"short_lived"}
 
-    result = (
-        load_definitions(sandbox_home)
-        .resolve_job_def("prune_sandboxes")
-        .execute_in_process(instance=instance)
+    defs = load_definitions(sandbox_home)
+    tags = defs.resolve_schedule_def("prune_sandboxes_hourly").tags  # as the schedule launches it
+    result = defs.resolve_job_def("prune_sandboxes").execute_in_process(
+        instance=instance, tags=tags
     )
     assert result.success
     names = {r.name for r in wh.environments.list()}
@@ -80,7 +80,13 @@ def test_ttl_schedule_archives_then_drops_expired_sandboxes_and_only_their_own_d
     ]
     assert archived["owner"] == "ana@example.com"
     kinds = [e.kind for e in wh.ledger.entries(environment="short_lived")]
-    assert kinds == ["sandbox.created", "sandbox.pruned"]
+    assert kinds == [
+        "sandbox.created",
+        "pointers.committed",
+        "pointers.committed",
+        "sandbox.pruned",
+    ]
+    assert wh.ledger.verify().ok
 
 
 def _archive_path(wh, sandbox: str) -> str:
