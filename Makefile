@@ -38,8 +38,14 @@ dev: $(STAMP)
 
 DEV_PID := $(or $(ELT_HOME),.elt)/dev.pid
 
+# dev.pid lists `elt dev` (which stops the webserver, daemon and demo API on SIGINT) and then
+# its children, stopped by PID if they outlive it.
 dev-stop:
-	@if [ -f $(DEV_PID) ]; then kill -INT $$(cat $(DEV_PID)) && echo "stopping (pid $$(cat $(DEV_PID)))"; else echo "not running"; fi
+	@if [ ! -f $(DEV_PID) ]; then echo "not running"; exit 0; fi; \
+	pids=$$(cat $(DEV_PID)); main=$$(echo $$pids | cut -d' ' -f1); \
+	echo "stopping (pids $$(echo $$pids))"; kill -INT $$main 2>/dev/null || true; \
+	for i in $$(seq 1 40); do kill -0 $$main 2>/dev/null || break; sleep 0.5; done; \
+	for pid in $$pids; do kill -TERM $$pid 2>/dev/null || true; done; rm -f $(DEV_PID)
 
 docs: $(STAMP)
 	$(BIN)/elt docs build

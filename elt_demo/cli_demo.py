@@ -14,6 +14,7 @@ from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
 from elt_platform.launch.runs import build_environment, promote_via_sensor
+from elt_platform.promotion.sensor import NOTHING_TO_PROMOTE
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -57,8 +58,8 @@ def demo(
             f"[bold]{promotion.release_id}[/] to {PROD} "
             f"({len(promotion.changed_assets)} assets changed)"
         )
-    elif promotion.reason.startswith("prod already serves"):
-        console.print(f"nothing changed: {promotion.reason}")
+    elif promotion.reason.startswith(NOTHING_TO_PROMOTE):
+        console.print(promotion.reason)
     else:
         console.print(f"[red]promotion sensor skipped:[/] {promotion.reason}")
         raise typer.Exit(1)

@@ -14,6 +14,7 @@ from elt_platform.cli.common import caller
 from elt_platform.launch.runs import explain_candidate, promote_via_sensor, rollback_via_job
 from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.gc import collect_garbage
+from elt_platform.promotion.sensor import NOTHING_TO_PROMOTE
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -48,7 +49,7 @@ def promote(
     _authorized("write")
     outcome = promote_via_sensor(load_settings(), actor=caller().actor)
     if not outcome.requested:
-        blocked = not outcome.reason.startswith("prod already serves")
+        blocked = not outcome.reason.startswith(NOTHING_TO_PROMOTE)
         style = "red" if blocked else "green"
         console.print(f"[{style}]{outcome.reason}[/]")
         raise typer.Exit(1 if blocked else 0)

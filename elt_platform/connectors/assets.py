@@ -8,6 +8,7 @@ from elt_platform.checks.freshness import freshness_policy
 from elt_platform.checks.gates import evaluate_gates, gate_check_specs, score, to_check_result
 from elt_platform.connectors.load import LoadResult, load_source, make_connector
 from elt_platform.errors import EltError, SourceUnavailable
+from elt_platform.orchestration.column_metadata import ColumnAnnotator
 from elt_platform.orchestration.metadata import version_metadata
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
@@ -50,6 +51,8 @@ def build_source_asset(
 
         with step_lineage(context, warehouse, sources=reads) as lineage:
             result = _load(context, warehouse)
+            columns = ColumnAnnotator(warehouse.settings, lineage.lineage_graph, context.log)
+            result = columns.annotate(result, source.asset, context.partition_key)
             lineage.observe(result)
             return result
 

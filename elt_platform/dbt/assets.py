@@ -12,6 +12,7 @@ from elt_platform.checks.gates import gate_check_specs
 from elt_platform.dbt.environment_run import RunObserver
 from elt_platform.dbt.runner import run_dbt_build
 from elt_platform.dbt.translator import EnvironmentDbtTranslator
+from elt_platform.orchestration.column_metadata import ColumnAnnotator
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.orchestration.step_lineage import step_lineage
@@ -64,7 +65,11 @@ def build_dbt_assets(
     ):
         with step_lineage(context, warehouse) as lineage:  # OpenLineage START/COMPLETE/FAIL
             build = run_dbt_build(context, dbt, warehouse, cfg, manifest, contracts, observers)
+            columns = ColumnAnnotator(warehouse.settings, lineage.lineage_graph, context.log)
             for event in build:
+                if isinstance(event, dg.Output):  # column tags and lineage for the UI
+                    key = context.asset_key_for_output(event.output_name).to_user_string()
+                    event = columns.annotate(event, key, context.partition_key)
                 lineage.observe(event)
                 yield event
 

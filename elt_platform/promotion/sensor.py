@@ -11,6 +11,11 @@ from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.promotion.jobs import AssetGraphSource
 
+# Skip reasons start with one of these, so a tick answers "idle or stuck?" at a glance (the UI's
+# tick dialog, GraphQL `ticks { skipReason }`, `elt promote`).
+NOTHING_TO_PROMOTE = "nothing to promote"
+BLOCKED = "blocked"
+
 
 def build_promotion_sensor(asset_graph: AssetGraphSource) -> dg.SensorDefinition:
     @dg.sensor(
@@ -30,14 +35,14 @@ def build_promotion_sensor(asset_graph: AssetGraphSource) -> dg.SensorDefinition
         if cand.manifest and all(prod.get(a) == v for a, v in cand.manifest.items()):
             current = wh.releases.current()
             return dg.SkipReason(
-                f"prod already serves {cand.source_environment}'s versions "
+                f"{NOTHING_TO_PROMOTE}: prod already serves {cand.source_environment}'s versions "
                 f"(release {current.release_id if current else '-'})"
             )
         if not cand.eligible:
             shown = cand.problems[:8]
             more = len(cand.problems) - len(shown)
             return dg.SkipReason(
-                "promotion blocked: " + "; ".join(shown) + (f"; and {more} more" if more else "")
+                f"{BLOCKED}: " + "; ".join(shown) + (f"; and {more} more" if more else "")
             )
         return dg.RunRequest(
             # One promotion per distinct candidate: a rolled-back release is not re-promoted.

@@ -99,7 +99,7 @@ def test_a_failing_gate_blocks_promotion_and_says_why(promo, tmp_path):
         assert "contract" in outcome.assets["raw/products"].failed_checks
         blocked = promote_via_sensor(bad)
         assert not blocked.requested
-        assert "promotion blocked" in blocked.reason
+        assert blocked.reason.startswith("blocked: ")
         assert "raw/products: check contract failed" in blocked.reason
         assert "1 rows violate contract raw/products" in blocked.reason  # the failing-rows detail
         assert wh.releases.current().release_id == first.release_id
