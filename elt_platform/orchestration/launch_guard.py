@@ -23,7 +23,7 @@ from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from elt_platform.access.facade import open_warehouse
 from elt_platform.access.identity import ROLE_TAG, USER_TAG, identity_from_tags
 from elt_platform.environments import environment_from_name, require_buildable
-from elt_platform.errors import EltError
+from elt_platform.errors import EltError, InvalidEnvironmentName, UnknownEnvironment
 from elt_platform.orchestration.partitions import PARTITION_TAG
 from elt_platform.project.project_file import load_policies
 from elt_platform.settings import load_settings
@@ -52,6 +52,8 @@ def launch_refusal(tags: Mapping[str, str], environ: Mapping[str, str] | None = 
         settings = load_settings(environ)
         identity = identity_from_tags(load_policies(settings), tags)
         open_warehouse(settings, identity).authorize("write", env.name)  # ledgered if denied
+    except (InvalidEnvironmentName, UnknownEnvironment):
+        return None  # not an environment: the run fails at once saying how to create it
     except EltError as exc:
         return str(exc)  # the message and its hint
     return None

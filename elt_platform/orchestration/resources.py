@@ -8,9 +8,13 @@ from pydantic import PrivateAttr
 
 from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.access.identity import identity_from_tags
-from elt_platform.environments import Environment, require_buildable
+from elt_platform.environments import Environment, environment_from_name, require_buildable
 from elt_platform.errors import InvalidEnvironmentName, UnknownEnvironment
-from elt_platform.orchestration.partitions import resolve_environment, step_partition
+from elt_platform.orchestration.partitions import (
+    PARTITION_TAG,
+    resolve_environment,
+    step_partition,
+)
 from elt_platform.project.project_file import load_policies
 from elt_platform.settings import Settings, load_settings
 
@@ -36,6 +40,14 @@ class WarehouseResource(dg.ConfigurableResource):
         # The run's `elt/user` / `elt/role` tags are the identity its writes are checked against.
         run = context.dagster_run
         self._run_tags = dict(run.tags) if run is not None else {}
+        # Before any step: Dagster itself fails a step whose partition does not exist (reading
+        # upstream versions) with an internal error, so say what to do first.
+        key = self._run_tags.get(PARTITION_TAG)
+        if key:
+            try:
+                self.warehouse.environments.get(environment_from_name(key).name)
+            except (InvalidEnvironmentName, UnknownEnvironment) as exc:
+                raise unregistered_partition(key, exc) from None
 
     @property
     def warehouse(self) -> GovernedWarehouse:
