@@ -7,7 +7,7 @@ PORT ?= 3000
 export UV_COMPILE_BYTECODE := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install demo test dev dev-stop bench docs lint format clean
+.PHONY: install browser demo test dev dev-stop bench docs lint format clean
 
 install: $(STAMP)
 
@@ -29,9 +29,22 @@ demo: $(STAMP)
 
 # Temp folders under the checkout: pytest keeps only its last three session folders per temp
 # root, so test sessions of two checkouts sharing /tmp would delete each other's files.
-test: $(STAMP)
+test: $(STAMP) browser
 	mkdir -p .pytest_tmp
 	PYTEST_DEBUG_TEMPROOT=$(CURDIR)/.pytest_tmp $(BIN)/python -m pytest -q elt_platform_tests
+
+# The browser test (elt_platform_tests/ui) drives Debian's chromium through Playwright (a dev
+# dependency; Playwright's own browser download is not reachable here). Nothing to do when
+# chromium is there; as root (CI) apt-get installs it; otherwise say how.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium (apt-get, ~90 s)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "chromium is missing: install it with 'sudo apt-get install -y chromium' (the browser test needs it)"; \
+	  exit 1; \
+	fi
 
 dev: $(STAMP)
 	$(BIN)/elt dev --port $(PORT)

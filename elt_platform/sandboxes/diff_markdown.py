@@ -31,7 +31,8 @@ def diff_markdown(diff: TableDiff, against: str, this: str) -> str:
     """`this` (the sandbox) compared with `against` (e.g. "prod (release r0003-…)")."""
     out = [f"### {diff.asset}: {this} vs {against}"]
     if diff.mode == "identical" or (diff.identical and diff.left_version == diff.right_version):
-        out.append(f"Identical to {against} (version `{diff.left_version}`).")
+        version = f" (version `{diff.left_version}`)" if diff.left_version else ""
+        out.append(f"Identical to {against}{version}.")
         return "\n\n".join(out)
     out.append(f"Versions: {against} `{diff.left_version}` → {this} `{diff.right_version}`")
     if diff.schema.changed:
@@ -61,6 +62,14 @@ def diff_markdown(diff: TableDiff, against: str, this: str) -> str:
             + ", ".join(f"{c} ({n:,})" for c, n in sorted(changed_columns.items()))
         )
     for kind, rows in diff.examples.items():
+        if kind == "changed":  # {"key": {...}, "changes": {column: [old, new]}} per row
+            rows = [
+                {
+                    **r["key"],
+                    "changes": "; ".join(f"{c}: {a} → {b}" for c, (a, b) in r["changes"].items()),
+                }
+                for r in rows
+            ]
         if rows:
             shown = min(len(rows), MAX_EXAMPLES)
             out.append(f"**Examples: {kind}** ({shown})\n\n" + "\n".join(_rows_table(rows)))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 LOCATION = "elt_platform"
@@ -26,6 +29,27 @@ class DagsterGraphQL:
         if out.get("errors"):
             raise AssertionError(f"GraphQL errors: {out['errors']}")
         return out["data"]
+
+    def wait_ready(self, timeout: float, alive: Callable[[], bool], log: Path) -> None:
+        """Wait until the webserver answers and has loaded the code location."""
+        deadline = time.monotonic() + timeout
+        probe = """query($r: RepositorySelector!) { repositoryOrError(repositorySelector: $r) {
+            __typename } }"""
+        selector = {"r": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}}
+        while True:
+            if not alive():
+                raise AssertionError(f"`elt dev` exited:\n{log.read_text()[-3000:]}")
+            try:
+                if (
+                    self.query(probe, selector, timeout=10)["repositoryOrError"]["__typename"]
+                    == "Repository"
+                ):
+                    return
+            except (OSError, urllib.error.URLError, AssertionError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no Dagster UI after {timeout}s:\n{log.read_text()[-3000:]}")
+            time.sleep(2)
 
     def launch(
         self,
@@ -65,7 +89,7 @@ class DagsterGraphQL:
     def run(self, run_id: str) -> dict:
         return self.query(
             """query($id: ID!) { runOrError(runId: $id) { ... on Run {
-                status tags { key value } } } }""",
+                runId status tags { key value } } } }""",
             {"id": run_id},
         )["runOrError"]
 
@@ -80,13 +104,26 @@ class DagsterGraphQL:
             time.sleep(1)
 
     def run_messages(self, run_id: str) -> list[str]:
+        """Every event message of the run, each followed by its error and causes, if any."""
         data = self.query(
             """query($id: ID!) { logsForRun(runId: $id, limit: 1000) {
-                ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+                ... on EventConnection { events { __typename
+                    ... on MessageEvent { message }
+                    ... on ErrorEvent { error { message causes { message } } } } }
             } }""",
             {"id": run_id},
         )
-        return [e.get("message") or "" for e in data["logsForRun"]["events"]]
+        out = []
+        for event in data["logsForRun"]["events"]:
+            out.append(event.get("message") or "")
+            error = event.get("error")
+            if error:
+                out.append(error["message"])
+                out.extend(c["message"] for c in error.get("causes") or [])
+        return out
+
+    def run_messages_text(self, run: dict) -> str:
+        return "\n".join(self.run_messages(run["runId"]))
 
     def partition_status(self, asset: str) -> dict[str, list[str]]:
         data = self.query(
@@ -121,3 +158,61 @@ class DagsterGraphQL:
             },
         )
         return [t["skipReason"] for t in data["sensorOrError"]["sensorState"]["ticks"]]
+
+    def add_partition(self, key: str, partitions_def: str = "environment") -> None:
+        data = self.query(
+            """mutation($r: RepositorySelector!, $p: String!, $k: String!) {
+                addDynamicPartition(repositorySelector: $r, partitionsDefName: $p,
+                    partitionKey: $k) { __typename ... on PythonError { message } } }""",
+            {
+                "r": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY},
+                "p": partitions_def,
+                "k": key,
+            },
+        )["addDynamicPartition"]
+        assert data["__typename"] == "AddDynamicPartitionSuccess", data
+
+    def materializations(self, asset: str, partition: str | None = None, limit: int = 5):
+        """The asset's latest materializations (optionally of one partition), newest first, each
+        as {runId, partition, description, metadata: {label: value}}."""
+        data = self.query(
+            """query($a: AssetKeyInput!, $p: [String!], $n: Int) {
+                assetOrError(assetKey: $a) { ... on Asset {
+                    assetMaterializations(partitions: $p, limit: $n) {
+                        runId partition description
+                        metadataEntries { label __typename
+                            ... on TextMetadataEntry { text }
+                            ... on MarkdownMetadataEntry { mdStr }
+                            ... on IntMetadataEntry { intValue }
+                            ... on FloatMetadataEntry { floatValue }
+                            ... on BoolMetadataEntry { boolValue }
+                            ... on JsonMetadataEntry { jsonString }
+                            ... on TableSchemaMetadataEntry { schema { columns {
+                                name tags { key value } } } }
+                        } } } } }""",
+            {"a": {"path": asset.split("/")}, "p": [partition] if partition else None, "n": limit},
+        )
+        out = []
+        for mat in data["assetOrError"]["assetMaterializations"]:
+            metadata: dict[str, Any] = {}
+            for entry in mat["metadataEntries"]:
+                values = [v for k, v in entry.items() if k not in ("label", "__typename")]
+                metadata[entry["label"]] = values[0] if values else entry["__typename"]
+            out.append({**mat, "metadata": metadata})
+        return out
+
+    def partition_keys(self, asset: str) -> list[str]:
+        data = self.query(
+            """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) {
+                ... on AssetNode { partitionKeys } } }""",
+            {"a": {"path": asset.split("/")}},
+        )
+        return data["assetNodeOrError"]["partitionKeys"]
+
+    def check_names(self, asset: str) -> list[str]:
+        data = self.query(
+            """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) { ... on AssetNode {
+                assetChecksOrError { ... on AssetChecks { checks { name } } } } } }""",
+            {"a": {"path": asset.split("/")}},
+        )
+        return [c["name"] for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]]
