@@ -68,7 +68,9 @@ def demo(
     )
     from elt_platform.audit.docs import build_docs
 
-    console.print(f"docs site: {build_docs(settings)}", highlight=False)
+    index = build_docs(settings)
+    console.print(f"docs site: {index}", highlight=False)
+    console.print(f"dashboard: {index.with_name('dashboard.html')}", highlight=False)
 
 
 def _print_summary(outcome, result) -> None:

@@ -8,7 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "elt_platform_tests" / "artifacts"  # gitignored
@@ -75,8 +75,8 @@ def materialize_partition(page: Page, title: str, partition: str) -> str:
     return RUN_URL.search(page.url).group(1)
 
 
-def expect_text(page: Page, pattern: str | re.Pattern, timeout: float = 60_000) -> None:
-    """Wait until the page shows `pattern` (the UI renders skeletons first, then polls)."""
+def expect_text(page: Page | Locator, pattern: str | re.Pattern, timeout: float = 60_000) -> None:
+    """Wait until the page (or part) shows `pattern` (the UI renders skeletons, then polls)."""
     expect(page.get_by_text(pattern).first).to_be_visible(timeout=timeout)
 
 

@@ -1,6 +1,9 @@
 """A running Dagster UI for the UI tests: an installation of their own (staging built and promoted
 by the sensor, so prod serves release 1 and `prod_release` has its first materialization), served
-by `elt dev` itself (webserver, daemon and the demo payments API) on a free 127.0.0.1 port."""
+by `elt dev` itself (webserver, daemon and the demo payments API) on a free 127.0.0.1 port.
+
+Its project copy has an experiment an analyst would make: `int_orders_enriched` gains an
+`is_bulk_order` column behind a flag that is on in sandboxes only (staging and prod unchanged)."""
 
 from __future__ import annotations
 
@@ -18,10 +21,16 @@ from pathlib import Path
 import pytest
 
 from elt_platform.settings import Settings
-from elt_platform_tests.conftest import cli_env, make_settings
+from elt_platform_tests.conftest import cli_env, edit_yaml, make_settings
 from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 from elt_platform_tests.ui.graphql import DagsterGraphQL
 
+EXPERIMENT_MODEL = "int_orders_enriched"
+EXPERIMENT_EDIT = (
+    "    orders.updated_at{% if var('experimental_bulk_flag', false) %},\n"
+    "    orders.quantity >= 5 as is_bulk_order{% endif %}\n"
+    "from orders"
+)
 READY_TIMEOUT = 240  # GraphQL answered after ~27 s under load in the probes
 
 
@@ -49,6 +58,14 @@ def ui_home(tmp_path_factory, sources_dir, demo_api) -> Settings:
     sources = root / "sources"
     shutil.copytree(sources_dir, sources)
     project = copy_dbt_project(root / "dbt_project")
+    model = project / "models" / "intermediate" / f"{EXPERIMENT_MODEL}.sql"
+    text = model.read_text()
+    assert "    orders.updated_at\nfrom orders" in text
+    model.write_text(text.replace("    orders.updated_at\nfrom orders", EXPERIMENT_EDIT))
+    edit_yaml(
+        project / "elt_project.yml",
+        lambda d: d["environments"].update(sandboxes={"flags": {"experimental_bulk_flag": True}}),
+    )
     settings = make_settings(
         root / "home", ELT_SOURCES_DIR=str(sources), ELT_PROJECT_DIR=str(project)
     )

@@ -23,11 +23,11 @@ from elt_platform_tests.ui.browser import (
     materialize_partition,
     screenshot,
 )
-from elt_platform_tests.ui.conftest import wait_for
+from elt_platform_tests.ui.conftest import EXPERIMENT_MODEL, wait_for
 from elt_platform_tests.ui.graphql import LOCATION
 
 SANDBOX = "ana_ui"
-MODEL = "daily_revenue"
+MODEL = EXPERIMENT_MODEL  # changed in sandboxes (see conftest): its diff against prod is real
 RUN_TIMEOUT = 420
 
 
@@ -86,8 +86,12 @@ def test_analyst_flow_in_the_dagster_ui(dagster_ui):
             # 3. Its checks and its diff against prod, on the partition's page.
             page.goto(f"{base}/assets/{MODEL}?view=partitions&partition={SANDBOX}")
             expect_text(page, re.compile(r"^View all historical events \([1-9]"))
-            expect_text(page, f"{MODEL}: {SANDBOX} vs prod (release {first_release})")
-            expect_text(page, "diff_vs_prod")
+            row = page.get_by_role("row").filter(has_text="diff_vs_prod")
+            row.get_by_text("[Show Markdown]").click()
+            dialog = page.get_by_role("dialog").first
+            expect_text(dialog, f"{MODEL}: {SANDBOX} vs prod (release {first_release})")
+            expect_text(dialog, "is_bulk_order")
+            expect_text(dialog, "added (BOOLEAN)")
             screenshot(page, "02_sandbox_partition_diff", docs=True)
             checks = gql.check_names(MODEL)
             assert checks, f"{MODEL} has no checks"
