@@ -216,3 +216,16 @@ class DagsterGraphQL:
             {"a": {"path": asset.split("/")}},
         )
         return [c["name"] for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]]
+
+    def check_partition_statuses(self, asset: str) -> dict[str, dict[str, list[str]]]:
+        """check name -> {succeededPartitions, failedPartitions, ...} of the asset's checks."""
+        data = self.query(
+            """query($a: AssetKeyInput!) { assetNodeOrError(assetKey: $a) { ... on AssetNode {
+                assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
+                    ... on AssetCheckDefaultPartitionStatuses {
+                        succeededPartitions failedPartitions executionFailedPartitions } } } } }
+            } } }""",
+            {"a": {"path": asset.split("/")}},
+        )
+        checks = data["assetNodeOrError"]["assetChecksOrError"]["checks"]
+        return {c["name"]: c["partitionStatuses"] or {} for c in checks}

@@ -44,6 +44,19 @@ def test_a_prod_write_launched_from_the_ui_is_refused_at_launch_and_prod_stays_m
     assert latest and latest[0]["runId"] != run_id
 
 
+def test_a_launch_whose_identity_may_not_write_the_partition_is_refused_before_it_runs(
+    dagster_ui,
+):
+    gql = dagster_ui.gql
+    tags = {"dagster/partition": "staging", "elt/user": "ana@example.com", "elt/role": "analyst"}
+    run_id = gql.launch(BUILD_JOB, assets=[ASSET], tags=tags)
+    run = gql.wait_run(run_id, timeout=60)
+    assert run["status"] == "CANCELED"
+    assert "staging" in _tags(run)[REFUSED_TAG]
+    assert "staging" not in gql.partition_status(ASSET)["failedPartitions"]
+    assert all(m["runId"] != run_id for m in gql.materializations(ASSET, "staging"))
+
+
 def test_a_sandbox_created_from_the_launchpad_records_every_reused_asset(dagster_ui):
     gql = dagster_ui.gql
     name = "ui_reuse"
@@ -79,15 +92,39 @@ def test_an_ad_hoc_partition_fails_before_any_work_saying_how_to_create_the_sand
 
 def test_promotion_sensor_ticks_say_there_is_nothing_to_promote(dagster_ui):
     gql = dagster_ui.gql
+    expected = "nothing to promote: prod already serves staging's versions (release r"
 
-    def skipped():
-        reasons = [r for r in gql.skip_reasons(PROMOTION_SENSOR) if r]
-        return reasons if reasons else None
+    def idle():
+        reasons = [r for r in gql.skip_reasons(PROMOTION_SENSOR, limit=100) if r]
+        return [r for r in reasons if r.startswith(expected)]
 
-    # The daemon ticks the sensor every 30 s; prod already serves staging's versions.
-    started = time.monotonic()
-    reasons = wait_for(skipped, 180, "a skipped promotion_sensor tick")
-    assert reasons[0].startswith("nothing to promote: prod already serves staging's versions"), (
-        reasons,
-        time.monotonic() - started,
+    # The daemon ticks the sensor every 30 s; prod served staging's versions since the fixture.
+    assert wait_for(idle, 180, "a 'nothing to promote' promotion_sensor tick")
+
+
+def test_a_failed_gate_shows_failed_for_that_partition_and_the_sensor_says_blocked(dagster_ui):
+    """Runs last (it leaves staging blocked): a negative list price violates raw/products'
+    contract; the contract check fails for the staging partition only, and the promotion
+    sensor's next tick names it."""
+    gql, settings = dagster_ui.gql, dagster_ui.settings
+    asset = "raw/products"
+    csv = settings.sources_dir / "products" / "products.csv"
+    header, first_row, *rest = csv.read_text().splitlines()
+    fields = first_row.split(",")
+    fields[-1] = "-5.00"
+    csv.write_text("\n".join([header, ",".join(fields), *rest]) + "\n")
+    started = time.time()
+    run = gql.wait_run(
+        gql.launch(BUILD_JOB, assets=[asset], tags={"dagster/partition": "staging"}), timeout=300
     )
+    assert run["status"] in ("SUCCESS", "FAILURE"), run["status"]
+    contract = gql.check_partition_statuses(asset)["contract"]
+    assert "staging" in contract["failedPartitions"]
+    assert "prod" not in contract["failedPartitions"]
+
+    def blocked():
+        reasons = [r for r in gql.skip_reasons(PROMOTION_SENSOR) if r]
+        return reasons[0] if reasons and reasons[0].startswith("blocked: ") else None
+
+    reason = wait_for(blocked, 180, "a 'blocked:' promotion_sensor tick")
+    assert "raw/products: check contract failed" in reason, (reason, time.time() - started)
