@@ -80,6 +80,13 @@ def expect_text(page: Page | Locator, pattern: str | re.Pattern, timeout: float 
     expect(page.get_by_text(pattern).first).to_be_visible(timeout=timeout)
 
 
+def expect_metadata(page: Page, key: str, value: str, timeout: float = 60_000) -> None:
+    """Wait until the asset page's metadata table has a row `key` showing `value`."""
+    # A row's text runs its cells together ("releaseNov 30, 3:01 PMr0002-…").
+    row = page.get_by_role("row").filter(has_text=re.compile(rf"^{re.escape(key)}(?![a-z_])"))
+    expect(row.filter(has_text=value).first).to_be_visible(timeout=timeout)
+
+
 def screenshot(page: Page, name: str, *, docs: bool = False) -> Path:
     """Save to the test artifacts; `docs` screenshots also go to docs/img (README's) when
     UPDATE_DOCS_IMG=1, so a test run does not rewrite tracked files."""

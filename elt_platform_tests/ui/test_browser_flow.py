@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from playwright.sync_api import sync_playwright
@@ -17,6 +18,7 @@ from elt_platform.orchestration.names import PROMOTE_JOB, PROMOTION_SENSOR
 from elt_platform_tests.ui.browser import (
     CHROMIUM_ARGS,
     chromium_path,
+    expect_metadata,
     expect_text,
     fill_launchpad,
     launch_from_launchpad,
@@ -32,11 +34,14 @@ RUN_TIMEOUT = 420
 
 
 def _add_new_orders(sources) -> None:
-    """New orders land: a file of 50 orders with fresh ids, so staging has something to promote."""
+    """New orders land: 50 cancelled orders with fresh ids (cancelled, so the project's "open
+    orders are fully paid" test still holds), so staging has something to promote."""
     orders = sorted((sources / "orders").glob("orders-0*.parquet"))
     assert orders, "no orders files"
     extra = pq.read_table(orders[0]).slice(0, 50)
     extra = extra.set_column(0, "order_id", pc.add(extra["order_id"], 2_000_000))
+    status = extra.schema.get_field_index("status")
+    extra = extra.set_column(status, "status", pa.array(["cancelled"] * 50))
     pq.write_table(extra, sources / "orders" / "orders-ui-00000.parquet")
 
 
@@ -107,7 +112,7 @@ def test_analyst_flow_in_the_dagster_ui(dagster_ui):
             _add_new_orders(settings.sources_dir)
             promotions_before = {r for r in [_promotion_run(gql, set())] if r}
             page.goto(f"{base}/locations/{LOCATION}/jobs/build_environment")
-            page.get_by_role("button", name=re.compile(r"^Materialize all")).first.click()
+            page.get_by_role("button", name=re.compile(r"Materialize all")).first.click()
             run_id = materialize_partition(page, "Launch runs to materialize", "staging")
             _succeeded(gql, run_id)
 
@@ -124,17 +129,24 @@ def test_analyst_flow_in_the_dagster_ui(dagster_ui):
 
             # 6. The new release: what prod serves, on the prod_release asset.
             page.goto(f"{base}/assets/prod_release")
-            expect_text(page, f"promote: prod serves release {second_release}")
+            expect_metadata(page, "release", second_release)
+            expect_metadata(page, "action", "promote")
+            expect_metadata(page, "triggered_by", "sensor:promotion_sensor")
             screenshot(page, "05_prod_release", docs=True)
 
             # 7. Roll back from the launchpad: the default config is the previous release.
             page.goto(f"{base}/locations/{LOCATION}/jobs/rollback_prod/playground")
-            expect_text(page, "rollback")
+            page.locator(".CodeMirror").wait_for()
+            config = page.evaluate("document.querySelector('.CodeMirror').CodeMirror.getValue()")
+            assert "release_id: previous" in config, config
+            screenshot(page, "06_rollback_launchpad", docs=True)
             _succeeded(gql, launch_from_launchpad(page))
             assert wh.releases.current().release_id == first_release
             page.goto(f"{base}/assets/prod_release")
-            expect_text(page, f"rollback: prod serves release {first_release}")
-            screenshot(page, "06_rolled_back", docs=True)
+            expect_metadata(page, "release", first_release)
+            expect_metadata(page, "action", "rollback")
+            expect_metadata(page, "previous_release", second_release)
+            screenshot(page, "07_rolled_back")
         except Exception:
             screenshot(page, "failure")
             raise
