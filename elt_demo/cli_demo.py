@@ -14,7 +14,7 @@ from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
 from elt_platform.launch.runs import build_environment, promote_via_sensor
-from elt_platform.promotion.sensor import NOTHING_TO_PROMOTE
+from elt_platform.orchestration.names import NOTHING_TO_PROMOTE
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)

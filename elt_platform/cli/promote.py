@@ -12,9 +12,9 @@ from rich.table import Table
 from elt_platform.access.facade import open_warehouse
 from elt_platform.cli.common import caller
 from elt_platform.launch.runs import explain_candidate, promote_via_sensor, rollback_via_job
+from elt_platform.orchestration.names import NOTHING_TO_PROMOTE
 from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.gc import collect_garbage
-from elt_platform.promotion.sensor import NOTHING_TO_PROMOTE
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)

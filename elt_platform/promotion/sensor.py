@@ -4,17 +4,18 @@ those versions, request a promotion run; otherwise say precisely what blocks it.
 import dagster as dg
 
 from elt_platform.environments import PROD
-from elt_platform.orchestration.names import CODE_VERSION_TAG, PROMOTE_JOB, PROMOTION_SENSOR
+from elt_platform.orchestration.names import (
+    BLOCKED,
+    CODE_VERSION_TAG,
+    NOTHING_TO_PROMOTE,
+    PROMOTE_JOB,
+    PROMOTION_SENSOR,
+)
 from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.promotion.jobs import AssetGraphSource
-
-# Skip reasons start with one of these, so a tick answers "idle or stuck?" at a glance (the UI's
-# tick dialog, GraphQL `ticks { skipReason }`, `elt promote`).
-NOTHING_TO_PROMOTE = "nothing to promote"
-BLOCKED = "blocked"
 
 
 def build_promotion_sensor(asset_graph: AssetGraphSource) -> dg.SensorDefinition:
