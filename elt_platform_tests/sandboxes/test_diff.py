@@ -148,3 +148,13 @@ def test_diff_markdown_shows_schema_counts_and_at_most_five_examples_per_kind(co
     assert "| 7 | name: g → G; amount: 70.00 → 71.00 |" in text
     same = diff_markdown(diff_relations(con, "t", LEFT, LEFT, key=["id"]), "prod", "ana_exp")
     assert same.endswith("Identical to prod.")
+
+
+def test_examples_are_found_when_the_key_column_changed_type(con):
+    right = "SELECT CAST(id AS BIGINT) AS id, name, amount, qty FROM (" + RIGHT + ")"
+    result = diff_relations(con, "t", LEFT, right, key=["id"])
+    assert ("id", "INTEGER", "BIGINT") in result.schema.retyped
+    assert (result.added, result.removed) == (3, 2)
+    assert [r["id"] for r in result.examples["added"]] == [11, 12, 13]
+    assert [r["id"] for r in result.examples["removed"]] == [2, 3]
+    assert result.examples["changed"], "no changed examples"
