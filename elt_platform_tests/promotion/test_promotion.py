@@ -162,7 +162,8 @@ def test_every_prod_move_is_a_prod_release_materialization_and_rollback_defaults
     assert all(m["checks_failed"].value == 0 and m["checks_passed"].value > 0 for m in promoted)
     # Launched with no config at all (the launchpad's default), it goes back one release.
     job = load_definitions(settings).resolve_job_def(ROLLBACK_JOB)
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    identity = {"elt/user": "ops@example.com", "elt/role": "engineer"}
+    result = job.execute_in_process(instance=instance, tags=identity, raise_on_error=False)
     assert result.success
     assert wh.releases.current().release_id == first.release_id
     assert wh.environments.pointers(PROD) == wh.releases.get(first.release_id).manifest
