@@ -138,6 +138,27 @@ def test_rollback_of_a_subset_also_rolls_back_its_downstream(promo):
     assert full.success and wh.environments.pointers(PROD) == r2
 
 
+def test_staging_materializations_carry_throughput_failure_rate_and_freshness(promo):
+    """Numbers Dagster plots per partition: rows/s, recent failure rate, hours since the
+    previous update against the contract's `freshness.max_lag` (24h for these two)."""
+    settings, _, _ = promo
+    instance = open_instance(settings)
+    for asset in ("raw/customers", "customers"):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey.from_user_string(asset), asset_partitions=[STAGING]
+            ),
+            limit=1,
+        ).records
+        assert records, asset
+        md = records[0].asset_materialization.metadata
+        assert md["rows_per_second"].value > 0, asset
+        assert 0 <= md["failure_rate_recent"].value < 1, asset
+        assert 0 <= md["freshness_lag_hours"].value < 1, asset  # rebuilt minutes before
+        assert md["freshness_sla_hours"].value == 24, asset
+        assert md["freshness_sla_met"].value == 1, asset
+
+
 def test_every_prod_move_is_a_prod_release_materialization_and_rollback_defaults_to_previous(
     promo,
 ):
