@@ -193,6 +193,14 @@ def test_every_prod_move_is_a_prod_release_materialization_and_rollback_defaults
     assert newest["previous_release"].value == current.release_id
     assert newest["run_id"].value == result.run_id
     assert newest["changed_assets"].value != "-"
+    # Staging still holds release 2's versions: not promoted again, and the tick says why.
+    again = promote_via_sensor(settings)
+    assert not again.requested
+    assert again.reason == (
+        f"nothing to promote: staging's versions are release {current.release_id}, which prod "
+        f"was rolled back from; launch rollback_prod with release_id {current.release_id} to "
+        "serve it again"
+    )
     # Back to release 2 for the following tests.
     assert rollback_via_job(settings, current.release_id, actor="test").success
 
