@@ -7,7 +7,7 @@ PORT ?= 3000
 export UV_COMPILE_BYTECODE := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install demo test dev dev-stop bench docs lint format clean
+.PHONY: install browser demo test dev dev-stop bench docs lint format clean
 
 install: $(STAMP)
 
@@ -29,17 +29,36 @@ demo: $(STAMP)
 
 # Temp folders under the checkout: pytest keeps only its last three session folders per temp
 # root, so test sessions of two checkouts sharing /tmp would delete each other's files.
-test: $(STAMP)
+test: $(STAMP) browser
 	mkdir -p .pytest_tmp
 	PYTEST_DEBUG_TEMPROOT=$(CURDIR)/.pytest_tmp $(BIN)/python -m pytest -q elt_platform_tests
+
+# The browser test (elt_platform_tests/ui) drives Debian's chromium through Playwright (a dev
+# dependency; Playwright's own browser download is not reachable here). Nothing to do when
+# chromium is there; as root (CI) apt-get installs it; otherwise say how.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium (apt-get, ~90 s)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "chromium is missing: install it with 'sudo apt-get install -y chromium' (the browser test needs it)"; \
+	  exit 1; \
+	fi
 
 dev: $(STAMP)
 	$(BIN)/elt dev --port $(PORT)
 
 DEV_PID := $(or $(ELT_HOME),.elt)/dev.pid
 
+# dev.pid lists `elt dev` (which stops the webserver, daemon and demo API on SIGINT) and then
+# its children, stopped by PID if they outlive it.
 dev-stop:
-	@if [ -f $(DEV_PID) ]; then kill -INT $$(cat $(DEV_PID)) && echo "stopping (pid $$(cat $(DEV_PID)))"; else echo "not running"; fi
+	@if [ ! -f $(DEV_PID) ]; then echo "not running"; exit 0; fi; \
+	pids=$$(cat $(DEV_PID)); main=$$(echo $$pids | cut -d' ' -f1); \
+	echo "stopping (pids $$(echo $$pids))"; kill -INT $$main 2>/dev/null || true; \
+	for i in $$(seq 1 40); do kill -0 $$main 2>/dev/null || break; sleep 0.5; done; \
+	for pid in $$pids; do kill -TERM $$pid 2>/dev/null || true; done; rm -f $(DEV_PID)
 
 docs: $(STAMP)
 	$(BIN)/elt docs build

@@ -13,6 +13,7 @@ from elt_demo.api import serving_demo_api
 from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
+from elt_platform.orchestration.names import NOTHING_TO_PROMOTE
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -59,8 +60,8 @@ def demo(
             f"[bold]{promotion.release_id}[/] to {PROD} "
             f"({len(promotion.changed_assets)} assets changed)"
         )
-    elif promotion.reason.startswith("prod already serves"):
-        console.print(f"nothing changed: {promotion.reason}")
+    elif promotion.reason.startswith(NOTHING_TO_PROMOTE):
+        console.print(promotion.reason)
     else:
         console.print(f"[red]promotion sensor skipped:[/] {promotion.reason}")
         raise typer.Exit(1)
@@ -69,7 +70,9 @@ def demo(
     )
     from elt_platform.audit.docs import build_docs
 
-    console.print(f"docs site: {build_docs(settings)}", highlight=False)
+    index = build_docs(settings)
+    console.print(f"docs site: {index}", highlight=False)
+    console.print(f"dashboard: {index.with_name('dashboard.html')}", highlight=False)
 
 
 def _print_summary(outcome, result) -> None:

@@ -75,4 +75,7 @@ def build() -> None:
     """Write the static documentation site (one page per asset and an index)."""
     from elt_platform.audit.docs import build_docs
 
-    console.print(f"docs site written to {build_docs(load_settings())}", highlight=False)
+    index = build_docs(load_settings())
+    console.print(f"docs site written to {index}", highlight=False)
+    console.print(f"dashboard: {index.with_name('dashboard.html')}", highlight=False)
+    console.print(f"lineage graph: {index.with_name('lineage.html')}", highlight=False)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.cli.common import caller
+from elt_platform.orchestration.names import NOTHING_TO_PROMOTE
 from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.gc import collect_garbage
 from elt_platform.settings import load_settings
@@ -50,7 +51,7 @@ def promote(
 
     outcome = promote_via_sensor(load_settings(), actor=caller().actor)
     if not outcome.requested:
-        blocked = not outcome.reason.startswith("prod already serves")
+        blocked = not outcome.reason.startswith(NOTHING_TO_PROMOTE)
         style = "red" if blocked else "green"
         console.print(f"[{style}]{outcome.reason}[/]")
         raise typer.Exit(1 if blocked else 0)

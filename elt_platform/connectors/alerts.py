@@ -20,6 +20,13 @@ CREATE TABLE IF NOT EXISTS alert_fingerprints (
     dataset TEXT NOT NULL,
     kind TEXT NOT NULL
 )"""
+# How often a reported condition came back and was suppressed (the alert fatigue review).
+_REPEATS_TABLE = """
+CREATE TABLE IF NOT EXISTS alert_repeats (
+    fingerprint TEXT PRIMARY KEY,
+    repeats INTEGER NOT NULL,
+    last_at TEXT NOT NULL
+)"""
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class AlertRouter:
         self.meta, self.sinks = meta, sinks
         with meta.transaction() as tx:
             tx.execute(_DEDUP_TABLE)
+            tx.execute(_REPEATS_TABLE)
 
     def emit(self, alert: Alert) -> bool:
         """True if the alert was sent, False if this exact condition was already reported."""
@@ -86,6 +94,12 @@ class AlertRouter:
                 (alert.fingerprint(), utc_now(), alert.dataset, alert.kind),
             )
             if cursor.rowcount == 0:
+                tx.execute(
+                    "INSERT INTO alert_repeats (fingerprint, repeats, last_at) VALUES (?, 1, ?)"
+                    " ON CONFLICT (fingerprint) DO UPDATE SET repeats = repeats + 1,"
+                    " last_at = excluded.last_at",
+                    (alert.fingerprint(), utc_now()),
+                )
                 return False
             for sink in self.sinks:
                 sink.send(alert)  # a failing sink rolls back, so the alert is retried next run

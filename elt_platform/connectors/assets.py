@@ -14,9 +14,11 @@ from elt_platform.checks.gates import (
 )
 from elt_platform.connectors.load import LoadResult, load_source, make_connector
 from elt_platform.errors import EltError, SourceUnavailable
+from elt_platform.orchestration.column_metadata import ColumnAnnotator
 from elt_platform.orchestration.metadata import version_metadata
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.orchestration.run_metrics import RunMetrics
 from elt_platform.orchestration.step_lineage import SourceInputs, step_lineage
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.sources import SourceConfig
@@ -56,6 +58,9 @@ def build_source_asset(
 
         with step_lineage(context, warehouse, sources=reads) as lineage:
             result = _load(context, warehouse)
+            columns = ColumnAnnotator(warehouse.settings, lineage.lineage_graph, context.log)
+            result = columns.annotate(result, source.asset, context.partition_key)
+            result = RunMetrics(context).annotate(result, source.asset, contract)
             lineage.observe(result)
             return result
 

@@ -14,8 +14,10 @@ from elt_platform.dbt.dbt_tests import extra_gate_specs
 from elt_platform.dbt.environment_run import RunObserver
 from elt_platform.dbt.runner import run_dbt_build
 from elt_platform.dbt.translator import EnvironmentDbtTranslator
+from elt_platform.orchestration.column_metadata import ColumnAnnotator
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.orchestration.run_metrics import RunMetrics
 from elt_platform.orchestration.step_lineage import step_lineage
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import (
@@ -69,7 +71,13 @@ def build_dbt_assets(
     ):
         with step_lineage(context, warehouse) as lineage:  # OpenLineage START/COMPLETE/FAIL
             build = run_dbt_build(context, dbt, warehouse, cfg, manifest, contracts, observers)
+            columns = ColumnAnnotator(warehouse.settings, lineage.lineage_graph, context.log)
+            metrics = RunMetrics(context)
             for event in build:
+                if isinstance(event, dg.Output):  # column tags, lineage and metrics for the UI
+                    key = context.asset_key_for_output(event.output_name).to_user_string()
+                    event = columns.annotate(event, key, context.partition_key)
+                    event = metrics.annotate(event, key, contracts.get(key))
                 lineage.observe(event)
                 yield event
 

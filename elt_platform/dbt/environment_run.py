@@ -114,6 +114,10 @@ class DbtRunSetup:
                     **self.metadata(asset),
                     "rebuilt": False,
                     "reused_build": self.plan.reuse_builds.get(asset, "") if self.plan else "",
+                    "reused_from": (
+                        f"build {self.plan.reuse_builds.get(asset, '') if self.plan else ''}, "
+                        f"version {version.version_id}"
+                    ),
                     "resolves_to_release": self.base_release or "-",
                 },
                 data_version=dg.DataVersion(version.version_id),

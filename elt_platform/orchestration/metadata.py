@@ -18,3 +18,22 @@ def version_metadata(version: Version, environment: str) -> dict[str, object]:
             columns=[dg.TableColumn(name=n, type=t) for n, t in version.schema]
         ),
     }
+
+
+def reused_materialization(
+    version: Version, environment: str, origin: str
+) -> dg.AssetMaterialization:
+    """The record that `environment` serves an existing version it did not compute (a sandbox
+    starting from a release): a materialization, because Dagster derives a partition's status
+    from materializations only (an observation would leave it "Missing" although it has data)."""
+    return dg.AssetMaterialization(
+        asset_key=dg.AssetKey.from_user_string(version.asset),
+        partition=environment,
+        description=f"reused from {origin}, version {version.version_id} (no data written)",
+        metadata={
+            **version_metadata(version, environment),
+            "rebuilt": False,
+            "reused_from": f"{origin}, version {version.version_id}",
+        },
+        tags={"dagster/data_version": version.version_id},
+    )

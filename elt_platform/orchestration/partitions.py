@@ -14,12 +14,25 @@ environment_partitions = dg.DynamicPartitionsDefinition(name="environment")
 
 def resolve_environment(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Environment:
     """The environment of the running step, from its partition key."""
-    if not context.has_partition_key:
+    key = step_partition(context)
+    if key is None:
         raise InvalidEnvironmentName(
             "this asset is partitioned by environment but the run has no partition key",
             hint="select an environment partition (e.g. staging) when launching the run",
         )
-    return environment_from_name(context.partition_key)
+    return environment_from_name(key)
+
+
+PARTITION_TAG = "dagster/partition"
+
+
+def step_partition(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str | None:
+    """The step's partition key, read from the run's tags when the partition no longer exists
+    (Dagster's accessor raises once the environments sensor removed an ad-hoc partition)."""
+    try:
+        return context.partition_key if context.has_partition_key else None
+    except dg.DagsterInvalidInvocationError:
+        return context.run.tags.get(PARTITION_TAG)
 
 
 def sync_environment_partitions(instance: dg.DagsterInstance, names: list[str]) -> list[str]:

@@ -10,8 +10,13 @@ from pydantic import PrivateAttr
 
 from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.access.identity import run_identity
-from elt_platform.environments import Environment, require_buildable
-from elt_platform.orchestration.partitions import resolve_environment
+from elt_platform.environments import Environment, environment_from_name, require_buildable
+from elt_platform.errors import InvalidEnvironmentName, UnknownEnvironment
+from elt_platform.orchestration.partitions import (
+    PARTITION_TAG,
+    resolve_environment,
+    step_partition,
+)
 from elt_platform.project.project_file import load_policies
 from elt_platform.settings import Settings, load_settings
 
@@ -37,6 +42,14 @@ class WarehouseResource(dg.ConfigurableResource):
         # The run's `elt/user` / `elt/role` tags are the identity its writes are checked against.
         run = context.dagster_run
         self._run_tags = dict(run.tags) if run is not None else None
+        # Before any step: Dagster itself fails a step whose partition does not exist (reading
+        # upstream versions) with an internal error, so say what to do first.
+        key = (self._run_tags or {}).get(PARTITION_TAG)
+        if key:
+            try:
+                self.warehouse.environments.get(environment_from_name(key).name)
+            except (InvalidEnvironmentName, UnknownEnvironment) as exc:
+                raise unregistered_partition(key, exc) from None
 
     @property
     def warehouse(self) -> GovernedWarehouse:
@@ -50,12 +63,31 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def writable_environment(self, context: dg.AssetExecutionContext) -> Environment:
         """Resolve the step's environment, check it may be built, and lock it for this run."""
-        env = require_buildable(resolve_environment(context))
+        try:
+            env = require_buildable(resolve_environment(context))
+        except InvalidEnvironmentName as exc:
+            raise unregistered_partition(step_partition(context) or "", exc) from None
         self.warehouse.authorize("write", env.name)  # denied -> AccessDenied, ledgered
-        self.warehouse.environments.get(env.name)  # unknown environment -> clear error
+        try:
+            self.warehouse.environments.get(env.name)
+        except UnknownEnvironment as exc:
+            raise unregistered_partition(env.name, exc) from None
         self.warehouse.locks.acquire(env.name, holder=f"run {context.run_id}")
         return env
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._warehouse is not None:
             self._warehouse.locks.release_all()
+
+
+def unregistered_partition(key: str, exc: Exception) -> dg.Failure:
+    """The failure of a step whose partition is not a registered environment (e.g. one typed
+    into the UI's "create partition" box): say how to create it, before any work is done."""
+    return dg.Failure(
+        description=(
+            f"partition {key!r} is not a registered environment ({exc.args[0]}); create the "
+            f"sandbox first: `elt sandbox create {key} --owner you@example.com` or launch the "
+            f"`create_sandbox` job with `name: {key}`, then materialize in it"
+        ),
+        allow_retries=False,
+    )

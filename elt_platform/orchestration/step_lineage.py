@@ -25,6 +25,7 @@ from elt_platform.orchestration.lineage_datasets import (
     version_output,
 )
 from elt_platform.orchestration.openlineage import JOB_NAMESPACE, Emitter, lineage_job
+from elt_platform.orchestration.partitions import step_partition
 from elt_platform.orchestration.resources import WarehouseResource
 from elt_platform.project.lineage import LineageGraph, load_lineage
 
@@ -50,7 +51,7 @@ class StepLineage:
         self.context = context
         self.resource = warehouse
         self.emitter = Emitter(context, warehouse.settings)
-        self.environment = context.partition_key if context.has_partition_key else None
+        self.environment = step_partition(context)
         self.assets = sorted(k.to_user_string() for k in context.selected_asset_keys)
         self.source_factory = sources
         self.sources: SourceInputs | None = None
@@ -171,6 +172,10 @@ class StepLineage:
             inputs=inputs,
             outputs=[output],
         )
+
+    def lineage_graph(self) -> LineageGraph | None:
+        """The project's lineage graph, loaded once per step (None if it cannot be read)."""
+        return self._graph()
 
     def _graph(self) -> LineageGraph | None:
         """Column lineage of the project, loaded once per step (a broken project has none)."""

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import dagster as dg
+from pydantic import Field
 
 from elt_platform.access.identity import ROLE_TAG, USER_TAG
 from elt_platform.environments import PROD, environment_from_name
@@ -18,6 +19,11 @@ from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.project_file import load_promotion_policy
 from elt_platform.promotion.candidate import evaluate_candidate
 from elt_platform.promotion.gc import collect_garbage
+from elt_platform.promotion.release_asset import (
+    PREVIOUS,
+    previous_release,
+    release_materialization,
+)
 from elt_platform.store.releases import PublishResult
 
 if TYPE_CHECKING:
@@ -41,7 +47,10 @@ class PromoteConfig(dg.Config):
 
 
 class RollbackConfig(dg.Config):
-    release_id: str
+    release_id: str = Field(
+        default=PREVIOUS,
+        description="The release prod goes back to; `previous`: the one before prod's current.",
+    )
     assets: list[str] = []
     triggered_by: str = "user"
 
@@ -83,6 +92,13 @@ def _prod_materializations(
     return events
 
 
+def _release_event(context, result: PublishResult, action: str, wh, trigger: str):
+    rows = {a: wh.versions.get(a, v).rows for a, v in result.release.manifest.items()}
+    return release_materialization(
+        result, action, triggered_by=trigger, run_id=context.run_id, rows=rows
+    )
+
+
 def _promote_body(
     context, config: PromoteConfig, warehouse: WarehouseResource, asset_graph: AssetGraphSource
 ):
@@ -119,6 +135,8 @@ def _promote_body(
         lineage.published(result, cand.checks, cand.source_environment)
     checks = {a: {f"check_{k}": v for k, v in c.items()} for a, c in cand.checks.items()}
     yield from _prod_materializations(result, "promote", wh, checks)
+    if result.changed:
+        yield _release_event(context, result, "promote", wh, config.triggered_by)
     context.log.info(
         f"prod at {result.release.release_id} ({len(result.changed_assets)} assets changed)"
         if result.changed
@@ -133,9 +151,13 @@ def _rollback_body(
     wh = warehouse.warehouse
     with publish_lineage(context, warehouse) as lineage:  # OpenLineage START, COMPLETE/FAIL
         try:
+            release_id = config.release_id
+            if release_id == PREVIOUS:
+                release_id = previous_release(wh.releases.list(), wh.releases.current()).release_id
+                context.log.info(f"rolling back to the previous release, {release_id}")
             result = rollback_prod(
                 wh,
-                config.release_id,
+                release_id,
                 config.assets,
                 asset_graph(),
                 actor=config.triggered_by,
@@ -145,6 +167,8 @@ def _rollback_body(
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         lineage.published(result)
     yield from _prod_materializations(result, "rollback", wh, {})
+    if result.changed:
+        yield _release_event(context, result, "rollback", wh, config.triggered_by)
 
 
 def downstream_closure(asset_graph, assets: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from elt_platform.access.sensitivity import masking_rules
 from elt_platform.durations import parse_duration
 from elt_platform.environments import OWNER_PATTERN, validate_sandbox_name
 from elt_platform.errors import ConfigError, EnvironmentExists, UnknownEnvironment, UnknownRelease
+from elt_platform.orchestration.metadata import reused_materialization
 from elt_platform.orchestration.partitions import sync_environment_partitions
 from elt_platform.project.code_version import current_code_version
 from elt_platform.project.project_file import environment_config
@@ -149,6 +150,12 @@ def create_sandbox(
     seconds = time.perf_counter() - started
     if instance is not None:
         sync_environment_partitions(instance, [valid])
+        # Every asset of the new partition serves the release's version: say so, so the UI's
+        # partition status matches what `elt sql` returns (not "Missing").
+        for asset, version_id in sorted(release.manifest.items()):
+            version = wh.versions.get(asset, version_id)
+            origin = f"release {release.release_id}"
+            instance.report_runless_asset_event(reused_materialization(version, valid, origin))
     return CreatedSandbox(
         valid, release.release_id, len(release.manifest), ttl_seconds, catalog, seconds
     )

@@ -17,6 +17,7 @@ from elt_platform.project.contracts.from_dbt import load_sources
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.project.keys import asset_keys_columns
 from elt_platform.project.manifest import load_manifest
+from elt_platform.sandboxes.diff_markdown import diff_markdown
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.sandboxes.row_diff import TableDiff, diff_relations
 from elt_platform.settings import Settings
@@ -146,6 +147,7 @@ def record_diff(wh: Warehouse, result: EnvironmentDiff, sandbox: str, instance=N
         metadata = {
             "diff_against": result.left,
             "diff": dg.MetadataValue.json(table.summary()),
+            "diff_markdown": dg.MetadataValue.md(diff_markdown(table, result.left, sandbox)),
             "diff_rows_added": table.added,
             "diff_rows_removed": table.removed,
         }

@@ -181,26 +181,30 @@ def _diff_on_key(con, result: TableDiff, left_sql, right_sql, common, retyped, e
             kind: [as_tuple(k) for k in (keys or [])][:examples]
             for kind, keys in zip(("added", "removed", "changed"), row[4:7], strict=True)
         }
-        result.examples = _key_examples(con, left_sql, right_sql, key, values, picked)
+        result.examples = _key_examples(con, left_sql, right_sql, key, values, picked, retyped)
 
 
-def _key_examples(con, left_sql, right_sql, key, values, picked) -> dict[str, list[dict]]:
+def _key_examples(
+    con, left_sql, right_sql, key, values, picked, retyped=frozenset()
+) -> dict[str, list[dict]]:
     """Fetch the example rows of both sides by key. The keys go in as parameters of an OR of
     equalities, which DuckDB pushes into the scan (a semi join would read every row again)."""
     out: dict[str, list[dict]] = {"added": [], "removed": [], "changed": []}
     wanted = list(dict.fromkeys(k for keys in picked.values() for k in keys))
     if not wanted:
         return out
-    match = " AND ".join(f"{quote_ident(k)} = ?" for k in key)
+    # Keys as compared (a retyped key column by its text form), so both sides match the picks.
+    match = " AND ".join(f"{_cmp(k, retyped)} = ?" for k in key)
     where = " OR ".join(f"({match})" for _ in wanted)
     params = [v for k in wanted for v in k]
+    compared = ", ".join(f"{_cmp(k, retyped)} AS __k{i}" for i, k in enumerate(key))
+    n = len(key)
     fetched = {}
     for name, sql in (("l", left_sql), ("r", right_sql)):
-        cursor = con.execute(f"SELECT * FROM ({sql}) WHERE {where}", params)
-        cols = [d[0] for d in cursor.description]
+        cursor = con.execute(f"SELECT *, {compared} FROM ({sql}) WHERE {where}", params)
+        cols = [d[0] for d in cursor.description][:-n]
         fetched[name] = {
-            tuple(row[cols.index(k)] for k in key): dict(zip(cols, row, strict=True))
-            for row in cursor.fetchall()
+            tuple(row[-n:]): dict(zip(cols, row[:-n], strict=True)) for row in cursor.fetchall()
         }
     for k in picked["added"]:
         if k in fetched["r"]:

@@ -12,11 +12,13 @@ import duckdb
 from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.access.masking import sandbox_relation_sql
 from elt_platform.dbt.environment_run import DbtRunSetup
+from elt_platform.environments import PROD
 from elt_platform.errors import UnknownExperiment
 from elt_platform.project.code_version import current_code_version
 from elt_platform.project.manifest import Manifest
+from elt_platform.sandboxes.diff_markdown import MAX_EXAMPLES, diff_markdown
 from elt_platform.sandboxes.experiment import ExperimentStore, record_run
-from elt_platform.sandboxes.row_diff import diff_relations
+from elt_platform.sandboxes.row_diff import TableDiff, diff_relations
 from elt_platform.store.versions import Version
 
 
@@ -41,32 +43,53 @@ class SandboxRunRecorder:
         # A fresh relation: it must see the versions just committed as already masked.
         relation_sql = sandbox_relation_sql(wh.meta)
         diffs: dict[str, dict[str, Any]] = {}
+        prod = wh.environments.pointers(PROD)
+        current = wh.releases.current()
+        prod_label = f"prod (release {current.release_id})" if current else "prod"
         con = duckdb.connect()
         try:
             con.execute("SET enable_progress_bar = false")
+
+            def diff(asset: str, version: Version, left_id: str) -> TableDiff:
+                return diff_relations(
+                    con,
+                    asset,
+                    relation_sql(asset, wh.versions.get(asset, left_id)),
+                    relation_sql(asset, version),
+                    key=keys.get(asset),
+                    left_version=left_id,
+                    right_version=version.version_id,
+                    examples=MAX_EXAMPLES,
+                )
+
             for asset, version in new_versions.items():
-                base_id = setup.base_manifest.get(asset)
-                if base_id is None:
-                    continue
-                if base_id == version.version_id:
-                    diffs[asset] = {"identical": True, "left_version": base_id}
-                else:
-                    base = wh.versions.get(asset, base_id)
-                    result = diff_relations(
-                        con,
-                        asset,
-                        relation_sql(asset, base),
-                        relation_sql(asset, version),
-                        key=keys.get(asset),
-                        left_version=base_id,
-                        right_version=version.version_id,
+                base_id, prod_id = setup.base_manifest.get(asset), prod.get(asset)
+                vs_base = vs_prod = None
+                if base_id is not None:
+                    if base_id == version.version_id:
+                        diffs[asset] = {"identical": True, "left_version": base_id}
+                    else:
+                        vs_base = diff(asset, version, base_id)
+                        diffs[asset] = vs_base.summary()
+                    extra[asset]["diff_vs_release"] = dg.MetadataValue.json(diffs[asset])
+                    for field_name in ("added", "removed", "changed"):
+                        value = diffs[asset].get(field_name, 0)
+                        if isinstance(value, int):
+                            extra[asset][f"diff_rows_{field_name}"] = value
+                if prod_id is None:
+                    extra[asset]["diff_vs_prod"] = dg.MetadataValue.md(
+                        f"### {asset}\n\nNew: prod serves no version of {asset}."
                     )
-                    diffs[asset] = result.summary()
-                extra[asset]["diff_vs_release"] = dg.MetadataValue.json(diffs[asset])
-                for field_name in ("added", "removed", "changed"):
-                    value = diffs[asset].get(field_name, 0)
-                    if isinstance(value, int):
-                        extra[asset][f"diff_rows_{field_name}"] = value
+                    continue
+                if prod_id == version.version_id:
+                    vs_prod = TableDiff(asset, prod_id, prod_id, mode="identical")
+                else:
+                    vs_prod = vs_base if prod_id == base_id else diff(asset, version, prod_id)
+                # What the analyst proposes, against what prod serves now (it may have moved
+                # since the sandbox was created): schema, counts and a few example rows.
+                extra[asset]["diff_vs_prod"] = dg.MetadataValue.md(
+                    diff_markdown(vs_prod, prod_label, setup.environment.name)
+                )
         finally:
             con.close()
         _record(context, wh, setup, new_versions, events, diffs)

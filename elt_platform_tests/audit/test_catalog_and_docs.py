@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import duckdb
 import pytest
 
@@ -108,5 +111,76 @@ def test_docs_site_has_an_index_and_a_page_per_asset(platform_home, site):
     assert "team:analytics" in page
     assert "<span class='pii'>PII</span>" in page  # email
     assert release.release_id in page and release.manifest["customers"] in page
-    assert "<svg class='quality'" in page and "<polyline" in page
+    chart = _embedded(page, "asset-chart-data")  # rows and quality score, Plotly
+    traces = {t["name"]: t for t in chart["data"]}
+    assert traces["rows @ staging"]["y"], "no rows plotted"
+    assert traces["quality_score @ staging"]["y"]
     assert f"href='{page_name('stg_customers')}'" in page  # upstream link
+
+
+def _embedded(page: str, element_id: str):
+    """The JSON a page embeds for its script (chart figures, graph elements)."""
+    found = re.search(rf"<script type='application/json' id='{element_id}'>(.*?)</script>", page)
+    assert found, f"no {element_id} in the page"
+    return json.loads(found.group(1))
+
+
+def test_asset_pages_show_release_runs_code_parameters_checks_and_sources(platform_home, site):
+    page = (site.parent / page_name("daily_revenue")).read_text()
+    wh = open_warehouse(platform_home)
+    release = wh.releases.current()
+    version_id = release.manifest["daily_revenue"]
+    ((run_id, code_version),) = _q(
+        platform_home,
+        "SELECT run_id, code_version FROM versions"
+        f" WHERE asset = 'daily_revenue' AND version_id = '{version_id}'",
+    )
+    assert run_id and f"<code>{run_id}</code>" in page
+    assert code_version and code_version in page  # the code that computed the version
+    assert re.search(r"\d+/\d+ passed", page)  # the checks of the run that computed it
+    assert "source datasets behind prod's version: <code>" in page
+    assert "orders" in page.split("source datasets behind prod's version:")[1].split("</p>")[0]
+
+
+def test_dashboard_plots_real_runs_slas_and_alerts_offline(platform_home, site):
+    page = (site.parent / "dashboard.html").read_text()
+    assert "<script src='assets/plotly.min.js'></script>" in page
+    assert (site.parent / "assets" / "plotly.min.js").stat().st_size > 1_000_000
+    assert "src='http" not in page and 'src="http' not in page  # works offline
+    figures = _embedded(page, "dashboard-data")
+    wh = open_warehouse(platform_home)
+    staging = wh.environments.pointers("staging")
+    rows = {t["name"]: t for t in figures["chart-rows"]["data"]}
+    assert (
+        rows["customers @ staging"]["y"][-1]
+        == wh.versions.get("customers", staging["customers"]).rows
+    )
+    for chart in ("chart-bytes", "chart-seconds", "chart-rows_per_second", "chart-quality_score"):
+        assert any(t["y"] for t in figures[chart]["data"]), chart
+    failures = figures["chart-failure-rate"]["data"]
+    assert failures and "customers" in failures[0]["x"]
+    assert "Freshness SLAs" in page and "<td>customers</td><td>prod</td><td>24h</td>" in page
+    assert "Alert fatigue review" in page
+
+
+def test_docs_search_index_and_lineage_graph(platform_home, site):
+    script = (site.parent / "assets" / "search-index.js").read_text()
+    entries = json.loads(script.removeprefix("window.SEARCH_INDEX = ").rstrip(";\n"))
+    titles = {e["title"] for e in entries}
+    assets = [r[0] for r in _q(platform_home, "SELECT asset FROM assets")]
+    assert assets and set(assets) <= titles
+    assert "customers.email" in titles
+    index = site.read_text()
+    assert "id='search'" in index and "assets/search-index.js" in index
+    graph = _embedded((site.parent / "lineage.html").read_text(), "graph-data")
+    table_edges = {
+        (e["data"]["source"], e["data"]["target"]) for e in graph["tables"] if "source" in e["data"]
+    }
+    assert ("stg_customers", "customers") in table_edges
+    column_edges = {
+        (e["data"]["source"], e["data"]["target"])
+        for e in graph["columns"]
+        if "source" in e["data"]
+    }
+    assert ("stg_customers.email", "customers.email") in column_edges
+    assert (site.parent / "assets" / "cytoscape.min.js").exists()

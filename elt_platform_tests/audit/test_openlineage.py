@@ -196,7 +196,7 @@ def test_a_promotion_emits_events_for_prod_datasets_versioned_by_the_release(lin
     ]
     assert assertions and all(a["success"] for a in assertions)
     rollback = [e for e in lineage.events if e["run"]["runId"] == lineage.rollback_run][0]
-    assert rollback["job"]["name"] == "rollback_release"
+    assert rollback["job"]["name"] == "rollback_prod"
 
 
 def test_a_refused_promotion_emits_fail_with_the_reason(lineage):

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from elt_platform.audit.observability import alert_volumes
 from elt_platform.connectors.alerts import Alert, AlertRouter, JsonlSink, WebhookSink
 from elt_platform.store.metadata import MetadataStore
 
@@ -56,6 +57,14 @@ def test_same_condition_alerts_once_and_a_new_condition_alerts_again(tmp_path, w
     lines = (tmp_path / "alerts.jsonl").read_text().splitlines()
     assert len(lines) == 2 and len(received) == 2
     assert received[0]["owner"] == "team:data-platform" and received[0]["dataset"] == "raw/orders"
+    # The alert fatigue review: per rule, what was sent and how many repeats were held back.
+    (volume,) = alert_volumes(tmp_path / "m.sqlite")
+    assert (volume.dataset, volume.kind, volume.sent, volume.suppressed) == (
+        "raw/orders",
+        "quarantine",
+        2,
+        1,
+    )
 
 
 def test_a_failing_sink_does_not_swallow_the_alert(tmp_path):

@@ -18,8 +18,14 @@ from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import ReleaseCollected
-from elt_platform.launch.runs import build_environment, promote_via_sensor, rollback_via_job
+from elt_platform.launch.runs import (
+    build_environment,
+    load_definitions,
+    promote_via_sensor,
+    rollback_via_job,
+)
 from elt_platform.orchestration.instance import open_instance
+from elt_platform.orchestration.names import PROD_RELEASE_ASSET, ROLLBACK_JOB
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.promotion.gc import collect_garbage
 from elt_platform_tests.conftest import edit_yaml, make_settings
@@ -80,7 +86,8 @@ def test_sensor_promotes_a_release_whose_gates_passed(promo):
     assert run.tags["elt/source_environment"] == STAGING
     # Nothing new to promote: the sensor skips and says why.
     again = promote_via_sensor(settings)
-    assert not again.requested and "prod already serves" in again.reason
+    assert not again.requested
+    assert again.reason.startswith("nothing to promote: prod already serves staging's versions")
 
 
 def test_a_failing_gate_blocks_promotion_and_says_why(promo, tmp_path):
@@ -99,7 +106,7 @@ def test_a_failing_gate_blocks_promotion_and_says_why(promo, tmp_path):
         assert "contract" in outcome.assets["raw/products"].failed_checks
         blocked = promote_via_sensor(bad)
         assert not blocked.requested
-        assert "promotion blocked" in blocked.reason
+        assert blocked.reason.startswith("blocked: ")
         assert "raw/products: check contract failed" in blocked.reason
         assert "1 rows violate contract raw/products" in blocked.reason  # the failing-rows detail
         assert wh.releases.current().release_id == first.release_id
@@ -129,6 +136,73 @@ def test_rollback_of_a_subset_also_rolls_back_its_downstream(promo):
     # Full rollback to release 2 and back again is a pointer move recorded as a Dagster run.
     full = rollback_via_job(settings, second.release_id, actor="test")
     assert full.success and wh.environments.pointers(PROD) == r2
+
+
+def test_staging_materializations_carry_throughput_failure_rate_and_freshness(promo):
+    """Numbers Dagster plots per partition: rows/s, recent failure rate, hours since the
+    previous update against the contract's `freshness.max_lag` (24h for these two)."""
+    settings, _, _ = promo
+    instance = open_instance(settings)
+    for asset in ("raw/customers", "customers"):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey.from_user_string(asset), asset_partitions=[STAGING]
+            ),
+            limit=1,
+        ).records
+        assert records, asset
+        md = records[0].asset_materialization.metadata
+        assert md["rows_per_second"].value > 0, asset
+        assert 0 <= md["failure_rate_recent"].value < 1, asset
+        assert 0 <= md["freshness_lag_hours"].value < 1, asset  # rebuilt minutes before
+        assert md["freshness_sla_hours"].value == 24, asset
+        assert md["freshness_sla_met"].value == 1, asset
+
+
+def test_every_prod_move_is_a_prod_release_materialization_and_rollback_defaults_to_previous(
+    promo,
+):
+    settings, _, first = promo
+    wh = open_warehouse(settings)
+    instance = open_instance(settings)
+    current = wh.releases.current()  # release 2, rolled back to by the previous test
+    assert current.release_id != first.release_id
+
+    def release_events():
+        records = instance.fetch_materializations(dg.AssetKey(PROD_RELEASE_ASSET), limit=50)
+        return [r.asset_materialization for r in records.records]
+
+    events = release_events()
+    assert events, "no prod_release materialization"
+    latest = events[0].metadata
+    assert latest["release"].value == current.release_id
+    assert latest["action"].value == "rollback" and latest["triggered_by"].value == "test"
+    assert f"| raw/orders | `{current.manifest['raw/orders']}` |" in latest["served"].value
+    promoted = [m.metadata for m in events if m.metadata["action"].value == "promote"]
+    assert first.release_id in {m["release"].value for m in promoted}
+    assert all(m["checks_failed"].value == 0 and m["checks_passed"].value > 0 for m in promoted)
+    # Launched with no config at all (the launchpad's default), it goes back one release.
+    job = load_definitions(settings).resolve_job_def(ROLLBACK_JOB)
+    identity = {"elt/user": "ops@example.com", "elt/role": "engineer"}
+    result = job.execute_in_process(instance=instance, tags=identity, raise_on_error=False)
+    assert result.success
+    assert wh.releases.current().release_id == first.release_id
+    assert wh.environments.pointers(PROD) == wh.releases.get(first.release_id).manifest
+    newest = release_events()[0].metadata
+    assert newest["release"].value == first.release_id
+    assert newest["previous_release"].value == current.release_id
+    assert newest["run_id"].value == result.run_id
+    assert newest["changed_assets"].value != "-"
+    # Staging still holds release 2's versions: not promoted again, and the tick says why.
+    again = promote_via_sensor(settings)
+    assert not again.requested
+    assert again.reason == (
+        f"nothing to promote: staging's versions are release {current.release_id}, which prod "
+        f"was rolled back from; launch rollback_prod with release_id {current.release_id} to "
+        "serve it again"
+    )
+    # Back to release 2 for the following tests.
+    assert rollback_via_job(settings, current.release_id, actor="test").success
 
 
 def test_gc_keeps_referenced_versions_and_refuses_collected_releases(promo):

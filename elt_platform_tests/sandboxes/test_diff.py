@@ -7,6 +7,7 @@ import pytest
 
 from elt_platform.access.masking_policy import KEEP, save_masking_policy
 from elt_platform.errors import UnknownAsset
+from elt_platform.sandboxes.diff_markdown import MAX_EXAMPLES, diff_markdown
 from elt_platform.sandboxes.env_diff import diff_sides, resolve_side
 from elt_platform.sandboxes.row_diff import diff_relations
 from elt_platform.store.warehouse import Warehouse
@@ -127,3 +128,33 @@ def test_null_keys_cannot_be_matched_and_fall_back_to_whole_rows(con):
     result = diff_relations(con, "t", left, right, key=["id"])
     assert result.mode == "rows" and "NULLs" in result.notes[0]
     assert (result.added, result.removed) == (1, 0)
+
+
+def test_diff_markdown_shows_schema_counts_and_at_most_five_examples_per_kind(con):
+    many = (
+        "SELECT CAST(range AS INTEGER) AS id, 'x' AS name, 1.00 AS amount, 1 AS qty"
+        " FROM range(100, 120)"
+    )
+    right = f"{RIGHT} UNION ALL SELECT id, name, amount, qty, 'n' FROM ({many})"
+    result = diff_relations(con, "t", LEFT, right, key=["id"], examples=MAX_EXAMPLES)
+    text = diff_markdown(result, "prod (release r0001)", "ana_exp")
+    assert text.startswith("### t: ana_exp vs prod (release r0001)")
+    assert "| note | added (VARCHAR) |" in text and "| qty | INTEGER → BIGINT |" in text
+    assert "| in prod (release r0001) | 10 |" in text and "| in ana_exp | 31 |" in text
+    assert "| added | 23 |" in text and "| removed | 2 |" in text and "| changed | 4 |" in text
+    assert "**Examples: added** (5)" in text and "**Examples: removed** (2)" in text
+    added = text.split("**Examples: added** (5)")[1].split("**Examples")[0]
+    assert sum(line.startswith("| 1") for line in added.splitlines()) == 5  # ids 11.., 100..
+    assert "| 7 | name: g → G; amount: 70.00 → 71.00 |" in text
+    same = diff_markdown(diff_relations(con, "t", LEFT, LEFT, key=["id"]), "prod", "ana_exp")
+    assert same.endswith("Identical to prod.")
+
+
+def test_examples_are_found_when_the_key_column_changed_type(con):
+    right = "SELECT CAST(id AS BIGINT) AS id, name, amount, qty FROM (" + RIGHT + ")"
+    result = diff_relations(con, "t", LEFT, right, key=["id"])
+    assert ("id", "INTEGER", "BIGINT") in result.schema.retyped
+    assert (result.added, result.removed) == (3, 2)
+    assert [r["id"] for r in result.examples["added"]] == [11, 12, 13]
+    assert [r["id"] for r in result.examples["removed"]] == [2, 3]
+    assert result.examples["changed"], "no changed examples"

@@ -135,6 +135,33 @@ def test_flags_and_vars_reach_dbt_and_show_in_tags_metadata_and_versions(sandbox
     assert (summary["added"], summary["removed"], summary["changed"]) == (0, 0, 0)
 
 
+def test_the_sandbox_materialization_shows_its_diff_against_prod_and_masked_column_tags(
+    sandbox_home, edited
+):
+    wh = open_warehouse(sandbox_home)
+    release = wh.releases.current().release_id
+    instance = open_instance(sandbox_home)
+    event = instance.get_latest_materialization_event(dg.AssetKey(EDITED))
+    assert event.asset_materialization.partition == SANDBOX
+    metadata = event.asset_materialization.metadata
+    text = metadata["diff_vs_prod"].value  # markdown, rendered by the UI
+    assert text.startswith(f"### {EDITED}: {SANDBOX} vs prod (release {release})")
+    assert "| is_bulk_order | added (BOOLEAN) |" in text
+    assert "| added | 0 |" in text and "| removed | 0 |" in text
+    # Columns table: sensitivity and masking as column tags, column lineage beside it.
+    customers = instance.get_latest_materialization_event(dg.AssetKey("customers"))
+    schema = customers.asset_materialization.metadata["dagster/column_schema"].value
+    tags = {c.name: c.tags for c in schema.columns}
+    assert tags, "no columns"
+    assert tags["email"]["sensitivity"] == "pii" and tags["email"]["masked"] == "in this sandbox"
+    assert tags["customer_id"]["sensitivity"] == "internal"
+    lineage = customers.asset_materialization.metadata["dagster/column_lineage"].value
+    email_deps = {
+        (d.asset_key.to_user_string(), d.column_name) for d in lineage.deps_by_column["email"]
+    }
+    assert ("stg_customers", "email") in email_deps
+
+
 def test_sandbox_models_compute_on_masked_inputs(sandbox_home, edited):
     wh = open_warehouse(sandbox_home)
     prod = wh.catalogs.connect("prod")
@@ -167,10 +194,12 @@ def test_diff_reports_the_schema_change_and_is_recorded_on_the_sandbox(sandbox_h
     assert record["diffs"][f"prod..{SANDBOX}"][EDITED]["schema_added"] == ["is_bulk_order"]
     instance = open_instance(sandbox_home)
     observations = instance.fetch_observations(dg.AssetKey(EDITED), limit=5).records
-    assert any(
-        o.asset_observation.partition == SANDBOX and "diff" in o.asset_observation.metadata
-        for o in observations
+    recorded = [o.asset_observation for o in observations]
+    assert any(o.partition == SANDBOX and "diff" in o.metadata for o in recorded)
+    markdown = next(
+        o.metadata["diff_markdown"].value for o in recorded if "diff_markdown" in o.metadata
     )
+    assert "| is_bulk_order | added (BOOLEAN) |" in markdown
 
 
 def test_experiment_record_holds_what_reproduction_needs(sandbox_home, edited):
