@@ -172,6 +172,9 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
         "new_version",
         "rows_before",
         "rows_removed",
+        "rows_expired",
+        "rows_cascaded",
+        "rows_anonymized",
         "environments",
         "releases",
     }
@@ -179,7 +182,17 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
     for proof in entry.params["versions"]:
         assert set(proof) == proof_keys
         assert isinstance(proof["rows_removed"], int) and proof["rows_removed"] > 0
-    assert set(entry.params) == {"as_of", "cutoffs", "rows_removed", "versions"}
+    assert set(entry.params) == {
+        "as_of",
+        "cutoffs",
+        "rows_removed",
+        "rows_expired",
+        "rows_cascaded",
+        "rows_anonymized",
+        "versions",
+        "cascades",
+        "problems",
+    }
     assert "@" not in json.dumps(entry.params)  # no e-mail (or any other value) recorded
     assert wh.ledger.verify().ok
 

@@ -5,9 +5,10 @@ test, promotion succeeds, and no live version or kept release holds an orphan or
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 import duckdb
 import pytest
@@ -28,22 +29,17 @@ from elt_platform_tests.conftest import run_cli
 from elt_platform_tests.governance.conftest import as_identity
 from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 
-# Orders are placed 2024-01-01 .. 2025-12-31; kept 400 days from this "today", those before
-# 2024-11-27 expire, while payments captured after that day can still settle them.
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-SHORT = "400d"
+SHORT = 400  # days, for orders, payments and what is derived from them
 
 
 def _shortened(settings, tmp_path):
     """`settings` on a copy of the dbt project whose 2555-day periods (orders, payments and what
     is derived from them) are 400 days, as a data steward would shorten them."""
-    import dataclasses
-
     project = copy_dbt_project(tmp_path / "dbt_project")
     changed_files = 0
     for path in (project / "models").rglob("*.yml"):
         text = path.read_text()
-        shortened = re.sub(r"retention: 2555d", f"retention: {SHORT}", text)
+        shortened = re.sub(r"retention: 2555d", f"retention: {SHORT}d", text)
         changed_files += shortened != text
         path.write_text(shortened)
     assert changed_files >= 3
@@ -52,14 +48,31 @@ def _shortened(settings, tmp_path):
     return changed
 
 
-def _rules(settings, policies: Policies) -> dict[str, tuple[str, str]]:
+def _straddling_now(wh) -> datetime:
+    """A "today" whose cutoff falls between an order and its late payment (the issue's case):
+    the order expires, the payment on its own column would not."""
+    prod = wh.resolve(PROD)
+    con = duckdb.connect()
+    try:
+        first_kept = con.execute(
+            "SELECT CAST(o.ordered_at AS DATE) + 1 FROM "
+            f"{prod['raw/orders'].scan_sql} o JOIN {prod['raw/payments'].scan_sql} p USING "
+            "(order_id) WHERE CAST(p.paid_at AS DATE) > CAST(o.ordered_at AS DATE) "
+            "ORDER BY abs(datediff('day', o.ordered_at, TIMESTAMP '2025-01-01')) LIMIT 1"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return datetime.combine(first_kept, time(), UTC) + timedelta(days=SHORT)
+
+
+def _rules(settings, policies: Policies, now: datetime) -> dict[str, tuple[str, str]]:
     """asset -> (date column, first kept instant) of every asset with a dated retention rule."""
     contracts = contracts_for(settings)
     out = {}
     for asset in contracts:
         rule = retention_rule(asset, policies, contracts)
         if not isinstance(rule, str):
-            out[asset] = (rule.column, cutoff(NOW, rule.period).isoformat(sep=" "))
+            out[asset] = (rule.column, cutoff(now, rule.period).isoformat(sep=" "))
     return out
 
 
@@ -111,21 +124,22 @@ def shortened(installation, tmp_path):
     create_sandbox(wh, "exp", owner="ann@example.com", actor="test")
     release_private_aggregate(wh, dataset="orders_by_region_month", consumer="partner", epsilon=0.5)
     assert wh.releases.current().release_id != first.release_id
-    return settings, wh, first
+    return settings, wh, first, _straddling_now(wh)
 
 
 def test_retention_cascades_recomputes_and_the_pipeline_keeps_running(shortened, record_property):
-    settings, wh, first = shortened
+    settings, wh, first, now = shortened
     relationships = load_relationships(settings)
-    rules = _rules(settings, load_policies(settings))
-    assert rules["raw/orders"][1] == "2024-11-27 00:00:00" and "stg_payments" in rules
+    rules = _rules(settings, load_policies(settings), now)
+    first_kept = rules["raw/orders"][1]
+    assert first_kept == rules["stg_payments"][1] == f"{(now - timedelta(SHORT)).date()} 00:00:00"
     before = {
         e.name: _violations(wh, wh.environments.pointers(e.name), rules, relationships)
         for e in wh.environments.list()
     }
     assert any(v for v in before.values()), "nothing expires: the test would prove nothing"
 
-    run = enforce_and_recompute(wh, now=NOW)
+    run = enforce_and_recompute(wh, now=now)
     report = run.report
 
     # Direct and cascaded removals, both real; the payments cascade is named where it was
@@ -178,7 +192,7 @@ def test_retention_cascades_recomputes_and_the_pipeline_keeps_running(shortened,
     try:
         early = con.execute(
             f"SELECT count(*) FROM {staging['customers'].scan_sql} "
-            "WHERE first_order_at < TIMESTAMP '2024-11-27'"
+            f"WHERE first_order_at < TIMESTAMP '{first_kept}'"
         ).fetchone()[0]
     finally:
         con.close()
