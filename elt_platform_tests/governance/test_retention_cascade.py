@@ -15,7 +15,7 @@ import pytest
 
 from elt_platform.environments import PROD, STAGING
 from elt_platform.governance.aggregates import release_private_aggregate
-from elt_platform.governance.retention import cutoff, retention_rule
+from elt_platform.governance.retention import cutoff, enforce_retention, retention_rule
 from elt_platform.launch.retention import enforce_and_recompute
 from elt_platform.launch.runs import rollback_via_job
 from elt_platform.project.contracts.from_dbt import contracts_for
@@ -25,7 +25,7 @@ from elt_platform.project.project_file import load_policies
 from elt_platform.project.relationships import load_relationships
 from elt_platform.sandboxes.create import create_sandbox
 from elt_platform.sqlident import quote_ident
-from elt_platform_tests.conftest import run_cli
+from elt_platform_tests.conftest import edit_yaml, run_cli
 from elt_platform_tests.governance.conftest import as_identity
 from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 
@@ -226,3 +226,45 @@ def test_retention_cascades_recomputes_and_the_pipeline_keeps_running(shortened,
     prod = wh.environments.pointers(PROD)
     assert prod == wh.releases.get(oldest.release_id).manifest
     assert _violations(wh, prod, rules, relationships) == []
+
+
+def test_a_child_may_anonymize_instead_of_delete(installation, tmp_path):
+    """`on_parent_expired: anonymize` on stg_payments.order_id: payments of expired orders stay,
+    their order reference is set to NULL (in the raw table it was followed to, too)."""
+    settings = _shortened(installation, tmp_path)
+    yml = settings.dbt_project_dir / "models" / "staging" / "_staging.yml"
+
+    def anonymize(data):
+        payments = next(m for m in data["models"] if m["name"] == "stg_payments")
+        order_id = next(c for c in payments["columns"] if c["name"] == "order_id")
+        order_id["config"]["meta"]["on_parent_expired"] = "anonymize"
+
+    edit_yaml(yml, anonymize)
+    prepare_manifest(load_dbt_project(settings))
+    wh = as_identity(settings, "eve@example.com", "engineer")
+    now = _straddling_now(wh)
+    first_kept = f"{(now - timedelta(SHORT)).date()}"
+    con = duckdb.connect()
+    try:
+        prod = wh.resolve(PROD)
+        expected = {  # rows that are not expired themselves: all of them stay
+            a: con.execute(
+                f"SELECT count(*) FROM {prod[a].scan_sql} WHERE paid_at >= TIMESTAMP '{first_kept}'"
+            ).fetchone()[0]
+            for a in ("raw/payments", "stg_payments")
+        }
+        report = enforce_retention(wh, contracts_for(settings), now=now)
+        after = wh.resolve(PROD)
+        for asset, rows in expected.items():
+            nulls = con.execute(
+                f"SELECT count(*) FROM {after[asset].scan_sql} WHERE order_id IS NULL"
+            ).fetchone()[0]
+            assert nulls > 0 and after[asset].rows == rows < prod[asset].rows, asset
+    finally:
+        con.close()
+    assert report.rows_expired > 0 and report.rows_cascaded == 0 and report.rows_anonymized > 0
+    actions = {str(c.relationship): c.relationship.on_parent_expired for c in report.cascades}
+    assert actions == {
+        "stg_payments.order_id -> stg_orders.order_id": "anonymize",
+        "raw/payments.order_id -> raw/orders.order_id": "anonymize",
+    }
