@@ -268,3 +268,19 @@ def test_a_child_may_anonymize_instead_of_delete(installation, tmp_path):
         "stg_payments.order_id -> stg_orders.order_id": "anonymize",
         "raw/payments.order_id -> raw/orders.order_id": "anonymize",
     }
+
+
+def test_cli_dry_run_shows_direct_and_cascaded_rows_and_what_to_recompute(installation, tmp_path):
+    settings = _shortened(installation, tmp_path)
+    wh = as_identity(settings, "eve@example.com", "engineer")
+    before = wh.resolve(PROD)
+    as_of = _straddling_now(wh).date().isoformat()
+    out = run_cli(settings, "governance", "retention", "--dry-run", "--as-of", as_of, check=True)
+    summary = re.search(r"would remove ([\d,]+) rows: ([\d,]+) expired directly, ([\d,]+) by cascade",
+                        out.stdout)  # fmt: skip
+    assert summary, out.stdout
+    removed, expired, cascaded = (int(g.replace(",", "")) for g in summary.groups())
+    assert removed == expired + cascaded and expired > 0 and cascaded > 0
+    assert "cascade raw/payments.order_id -> raw/orders.order_id (delete)" in out.stdout
+    assert re.search(r"to recompute in staging: .*customers.* \(dry run\)", out.stdout)
+    assert wh.resolve(PROD) == before  # a dry run changes nothing
