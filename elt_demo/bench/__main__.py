@@ -11,7 +11,16 @@ import time
 from elt_platform.settings import REPO_ROOT
 
 # Each suite module exposes run(results_dir, ...) -> list[dict]; missing modules are skipped.
-SUITES = ("publish", "pipeline", "rebuild", "connectors", "sandboxes", "contracts", "integrity")
+SUITES = (
+    "publish",
+    "pipeline",
+    "rebuild",
+    "connectors",
+    "sandboxes",
+    "contracts",
+    "integrity",
+    "retention",
+)
 
 
 def _markdown(entries: list[dict]) -> str:
@@ -63,7 +72,7 @@ def _quick_kwargs(suite: str) -> dict:
     }.get(
         suite,
         {"rows": 10_000}
-        if suite in {"connectors", "sandboxes", "contracts", "rebuild", "integrity"}
+        if suite in {"connectors", "sandboxes", "contracts", "rebuild", "integrity", "retention"}
         else {},
     )
 

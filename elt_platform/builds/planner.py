@@ -5,9 +5,10 @@ step of every run call `plan_environment`).
 An asset is reused when a candidate build (in a sandbox: its release's build, then its own; in
 staging: the one staging serves) was computed by the same code version, from the same input
 versions, with the same values of the dbt vars its SQL reads, by a run that did not fail or get
-canceled (and, outside sandboxes, not from masked inputs). Anything else is recomputed, and so is
-everything downstream of a recomputed asset (dbt's `state:modified+`, not SQLMesh's non-breaking
-shortcut): its input will change.
+canceled (and, outside sandboxes, not from masked inputs), and whose inputs retention has not
+rewritten since (it would keep values computed from removed rows). Anything else is recomputed,
+and so is everything downstream of a recomputed asset (dbt's `state:modified+`, not SQLMesh's
+non-breaking shortcut): its input will change.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 from elt_platform.environments import EnvironmentKind, environment_from_name
 from elt_platform.project.manifest import Manifest
-from elt_platform.store.builds import Build, BuildStore
+from elt_platform.store.builds import STALE_INPUTS, Build, BuildStore
 from elt_platform.store.pointers import EnvironmentRegistry
 from elt_platform.store.releases import ReleaseStore
 
@@ -116,6 +117,9 @@ def plan_environment(
             return f"its build's run {origin.run_id} failed or was canceled"
         if origin.masked and not sandbox:
             return "its build was computed on masked data"
+        stale = build.params.get(STALE_INPUTS) or origin.params.get(STALE_INPUTS)
+        if stale:
+            return f"retention removed rows from its input {stale[0]}"
         return None
 
     return plan_rebuild(

@@ -10,7 +10,7 @@ from elt_platform.checks.volume import check_volume
 from elt_platform.environments import PROD
 from elt_platform.orchestration.partitions import environment_partitions
 from elt_platform.project.contracts.model import Contract
-from elt_platform.store.builds import FAILED, PASSED, CheckOutcome
+from elt_platform.store.builds import FAILED, PASSED, STALE_INPUTS, CheckOutcome
 from elt_platform.store.versions import Version
 from elt_platform.store.warehouse import Warehouse
 
@@ -39,8 +39,19 @@ def evaluate_gates(wh: Warehouse, version: Version, contract: Contract) -> list[
     prod_rows = wh.versions.get(version.asset, prod_vid).rows if prod_vid else None
     return [
         check_contract(version, contract),
-        check_volume(version.rows, prod_rows, contract.volume),
+        check_volume(version.rows, prod_rows, contract.volume, stale=_stale_in_prod(wh, version)),
     ]
+
+
+def _stale_in_prod(wh: Warehouse, version: Version) -> str | None:
+    """The input retention rewrote under prod's build of the asset, if any: that build counts
+    rows that no longer exist, so it is no baseline for a volume comparison."""
+    build_id = wh.environments.pointer_builds(PROD).get(version.asset)
+    build = wh.builds.get(build_id) if build_id else None
+    if build is None:
+        return None
+    stale = build.params.get(STALE_INPUTS) or wh.builds.origin(build).params.get(STALE_INPUTS)
+    return stale[0] if stale else None
 
 
 def to_check_result(asset_key: dg.AssetKey, outcome: GateOutcome) -> dg.AssetCheckResult:

@@ -90,33 +90,73 @@ def contract(
 def retention(
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed."),
     as_of: str = typer.Option(None, "--as-of", help="Pretend today is this date (dry runs only)."),
+    recompute: bool = typer.Option(
+        True, help="Rebuild in staging the models derived from rewritten versions."
+    ),
 ) -> None:
-    """Remove rows older than each asset's retention from every version still held (ledgered)."""
-    from elt_platform.governance.retention import enforce_retention
-    from elt_platform.project.contracts.from_dbt import contracts_for
+    """Remove rows older than each asset's retention, and the rows referencing them, from every
+    version still held (ledgered); then recompute in staging what was derived from them."""
+    from elt_platform.launch.retention import enforce_and_recompute
 
     if as_of and not dry_run:
         raise ConfigError("--as-of is only allowed with --dry-run", hint="add --dry-run")
-    settings = load_settings()
+    wh = open_warehouse(load_settings())
     now = _date(as_of) if as_of else None
-    report = enforce_retention(
-        open_warehouse(settings), contracts_for(settings), now=now, dry_run=dry_run
-    )
-    table = Table("asset", "version", "rows", "expired", "new version", "environments", "releases")
+    run = enforce_and_recompute(wh, now=now, dry_run=dry_run, recompute=recompute)
+    report = run.report
+    table = Table(
+        "asset", "version", "rows", "expired", "cascaded", "anonymized", "new version",
+        "environments", "releases",
+    )  # fmt: skip
     for r in report.rewrites:
         table.add_row(
             r.asset,
             r.old_version,
             f"{r.rows_before:,}",
-            f"{r.rows_removed:,}",
+            f"{r.rows_expired:,}",
+            f"{r.rows_cascaded:,}",
+            f"{r.rows_anonymized:,}",
             r.new_version or ("-" if dry_run else "deleted"),
             ", ".join(r.environments) or "-",
             str(len(r.releases)),
         )
     console.print(table)
+    for c in report.cascades:
+        console.print(
+            f"cascade {c.relationship} ({c.relationship.on_parent_expired}): {c.parent_keys:,} "
+            f"expired keys, {c.rows:,} rows in {len(c.versions)} versions",
+            highlight=False,
+        )
+    for problem in report.problems:
+        console.print(f"[yellow]not cascaded:[/] {escape(problem)}", highlight=False)
+    for aggregate in report.stale_aggregates:
+        console.print(f"[yellow]released aggregate computed from removed rows:[/] {aggregate}")
     verb = "would remove" if dry_run else "removed"
     seq = f" (ledger entry {report.ledger_seq})" if report.ledger_seq else ""
-    console.print(f"{verb} {report.rows_removed:,} expired rows{seq}")
+    console.print(
+        f"{verb} {report.rows_removed:,} rows: {report.rows_expired:,} expired directly, "
+        f"{report.rows_cascaded:,} by cascade; {report.rows_anonymized:,} anonymized{seq}"
+    )
+    _print_recompute(run, dry_run)
+
+
+def _print_recompute(run, dry_run: bool) -> None:
+    if not run.recompute:
+        return
+    models = ", ".join(run.recompute)
+    if dry_run or run.outcome is None:
+        why = "dry run" if dry_run else run.not_launched
+        console.print(f"to recompute in staging: {models} ({why})")
+        return
+    outcome = run.outcome
+    redone = sorted(a.asset for a in outcome.assets.values() if a.recomputed)
+    if not outcome.success:
+        console.print(f"[red]recompute run {outcome.run_id} failed:[/] {outcome.error}")
+        raise typer.Exit(1)
+    console.print(
+        f"recomputed in staging (run {outcome.run_id}): {', '.join(redone) or 'nothing'}; "
+        "promote with `elt promote`"
+    )
 
 
 @app.command("dp-release")

@@ -17,16 +17,22 @@ def build_governance_jobs() -> list[dg.JobDefinition]:
 
     @dg.op(name="delete_expired_rows", tags={"kind": "retention"}, out={})
     def enforce(context: dg.OpExecutionContext, warehouse: WarehouseResource):
-        """Delete rows older than each asset's retention from every version still held."""
+        """Delete rows older than each asset's retention, and the rows referencing them, from every
+        version still held; the builds derived from them are recomputed by the next staging
+        build (retention marks them stale)."""
         wh = warehouse.warehouse
         report = enforce_retention(wh, contracts_for(wh.settings))
         context.log.info(
-            f"removed {report.rows_removed} expired rows from {len(report.rewrites)} versions "
+            f"removed {report.rows_removed} rows ({report.rows_expired} expired, "
+            f"{report.rows_cascaded} by cascade; {report.rows_anonymized} anonymized) from "
+            f"{len(report.rewrites)} versions "
             f"({sum(1 for r in report.rewrites if r.new_version)} rewritten, the rest "
             f"unreferenced and deleted; ledger entry {report.ledger_seq or '-'})"
         )
         for asset, why in sorted(report.skipped.items()):
             context.log.info(f"{asset}: not enforced ({why})")
+        for problem in report.problems:
+            context.log.warning(f"not cascaded: {problem}")
 
     @dg.job(name=RETENTION_JOB, description=enforce.__doc__)
     def _retention():

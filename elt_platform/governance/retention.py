@@ -7,6 +7,11 @@ rows is rewritten without them as a new version (new content hash); environments
 manifests are repointed to it, so neither reading an environment nor rolling back to an old
 release can reach the rows again. An unreferenced version holding expired rows is deleted. The
 metadata changes and the proof commit in one transaction; files are deleted after it commits.
+
+Rows that reference a removed row go with it (`retention_cascade`, along the project's
+relationships), in the same transaction and proof. Builds whose inputs were rewritten are marked
+stale (`store.builds.STALE_INPUTS`), so the planner recomputes them and everything downstream from
+the retained rows; private aggregates computed from rewritten versions are listed in the report.
 """
 
 from __future__ import annotations
@@ -19,15 +24,22 @@ from pathlib import Path
 
 import duckdb
 
-from elt_platform.access.sensitivity import private_dataset_of
+from elt_platform.access.sensitivity import PRIVATE_SCHEMA_PREFIX, private_dataset_of
 from elt_platform.durations import parse_period
 from elt_platform.errors import EnvironmentBusy
+from elt_platform.governance.retention_cascade import (
+    Cascade,
+    PlannedVersion,
+    Rewrite,
+    plan_removals,
+)
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.policies import Action, Policies
+from elt_platform.project.relationships import Relationships, load_relationships
 from elt_platform.sqlident import quote_ident
+from elt_platform.store.builds import STALE_INPUTS
 from elt_platform.store.ledger import LedgerKind
 from elt_platform.store.releases import manifest_hash
-from elt_platform.store.versions import Version
 
 
 @dataclass(frozen=True)
@@ -39,38 +51,35 @@ class RetentionRule:
 
 
 @dataclass
-class Rewrite:
-    asset: str
-    old_version: str
-    new_version: str | None  # None: the version was unreferenced and is deleted
-    rows_before: int
-    rows_removed: int
-    environments: list[str] = field(default_factory=list)
-    releases: list[str] = field(default_factory=list)
-
-    def proof(self) -> dict:
-        return {
-            "asset": self.asset,
-            "old_version": self.old_version,
-            "new_version": self.new_version,
-            "rows_before": self.rows_before,
-            "rows_removed": self.rows_removed,
-            "environments": self.environments,
-            "releases": self.releases,
-        }
-
-
-@dataclass
 class RetentionReport:
     now: str
     cutoffs: dict[str, str] = field(default_factory=dict)
     rewrites: list[Rewrite] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # asset -> why it was not enforced
+    cascades: list[Cascade] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # cycles, missing key columns
+    stale_aggregates: list[str] = field(default_factory=list)  # asset@version of private releases
     ledger_seq: int | None = None
 
     @property
     def rows_removed(self) -> int:
         return sum(r.rows_removed for r in self.rewrites)
+
+    @property
+    def rows_expired(self) -> int:
+        return sum(r.rows_expired for r in self.rewrites)
+
+    @property
+    def rows_cascaded(self) -> int:
+        return sum(r.rows_cascaded for r in self.rewrites)
+
+    @property
+    def rows_anonymized(self) -> int:
+        return sum(r.rows_anonymized for r in self.rewrites)
+
+    @property
+    def rewritten_assets(self) -> list[str]:
+        return sorted({r.asset for r in self.rewrites})
 
 
 def retention_rule(
@@ -108,64 +117,69 @@ def enforce_retention(
     *,
     now: datetime | None = None,
     policies: Policies | None = None,
+    relationships: Relationships | None = None,
     dry_run: bool = False,
 ) -> RetentionReport:
-    """Remove expired rows from every version of every governed asset (see module docstring)."""
+    """Remove expired rows, and the rows referencing them, from every version of every governed
+    asset (see module docstring); `relationships` default to the project's."""
     wh.authorize(Action.ENFORCE_RETENTION)
     policies = policies or wh.access.policies
+    if relationships is None:
+        relationships = load_relationships(wh.settings)
     now = now or datetime.now(UTC)
     report = RetentionReport(now=now.isoformat())
     actor = wh.access.identity.actor
     environments = [r.name for r in wh.environments.list()]
+    duck = duckdb.connect()  # holds the expired keys between planning and rewriting
     try:
+        duck.execute("SET TimeZone = 'UTC'")
         for env in environments:  # no build may commit a pointer while versions are rewritten
             wh.locks.acquire(env, holder=f"retention by {actor}")
-        plan = _plan(wh, contracts, policies, now, report)
+        plan = _plan(wh, duck, contracts, policies, relationships, now, report)
         if dry_run or not plan:
             return report
-        _apply(wh, plan, report, actor)
+        _apply(wh, duck, plan, report, actor)
     finally:
         wh.locks.release_all()
+        duck.close()
     for env in sorted({e for r in report.rewrites for e in r.environments}):
         wh.catalogs.rebuild(env)
     shutil.rmtree(wh.root / "catalogs" / "_governed", ignore_errors=True)
     return report
 
 
-def _plan(wh, contracts, policies, now, report) -> list[tuple[Version, Rewrite, str]]:
-    """(version, rewrite, expired-rows SQL condition) for every version holding expired rows."""
-    rules: dict[str, RetentionRule | str] = {}
-    plan = []
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        for version in wh.versions.list():
-            rule = rules.setdefault(
-                version.asset, retention_rule(version.asset, policies, contracts)
+def _plan(wh, duck, contracts, policies, relationships, now, report) -> list[PlannedVersion]:
+    """Every version that loses (or anonymizes) rows, with the conditions that say which."""
+    versions = wh.versions.list()
+    expired: dict[str, tuple[str, str]] = {}
+    for asset in sorted({v.asset for v in versions}):
+        rule = retention_rule(asset, policies, contracts)
+        if isinstance(rule, str):
+            report.skipped[asset] = rule
+            continue
+        limit = cutoff(now, rule.period)
+        report.cutoffs[asset] = limit.isoformat()
+        expired[asset] = (rule.column, _expired_sql(rule.column, limit))
+    for version in versions:
+        if version.asset in expired and expired[version.asset][0] not in version.schema_dict:
+            column = expired[version.asset][0]
+            report.skipped[version.asset] = f"column {column!r} is not in its schema"
+    removal = plan_removals(duck, versions, expired, relationships)
+    report.cascades, report.problems = removal.cascades, removal.problems
+    with wh.meta.read() as meta:
+        for planned in removal.versions:
+            rewrite = planned.rewrite
+            rewrite.environments, rewrite.releases = _references(
+                meta, rewrite.asset, rewrite.old_version
             )
-            if isinstance(rule, str):
-                report.skipped[version.asset] = rule
-                continue
-            if rule.column not in version.schema_dict:
-                report.skipped[version.asset] = f"column {rule.column!r} is not in its schema"
-                continue
-            limit = cutoff(now, rule.period)
-            report.cutoffs[version.asset] = limit.isoformat()
-            expired = _expired_sql(rule.column, limit)
-            removed = con.execute(
-                f"SELECT count(*) FILTER (WHERE {expired}) FROM {version.scan_sql}"
-            ).fetchone()[0]
-            if removed:
-                rewrite = Rewrite(version.asset, version.version_id, None, version.rows, removed)
-                with wh.meta.read() as meta:
-                    rewrite.environments, rewrite.releases = _references(
-                        meta, version.asset, version.version_id
-                    )
-                plan.append((version, rewrite, expired))
-                report.rewrites.append(rewrite)
-    finally:
-        con.close()
-    return plan
+            report.rewrites.append(rewrite)
+    changed = {(p.version.asset, p.version.version_id) for p in removal.versions}
+    for version in versions:
+        if version.asset.startswith(PRIVATE_SCHEMA_PREFIX):
+            inputs = wh.versions.record(version.asset, version.version_id)["inputs"]
+            if any((a, v) in changed for a, v in inputs.items()):
+                report.stale_aggregates.append(f"{version.asset}@{version.version_id}")
+    return removal.versions
 
 
 def _references(tx, asset: str, version_id: str) -> tuple[list[str], list[str]]:
@@ -188,7 +202,7 @@ def _references(tx, asset: str, version_id: str) -> tuple[list[str], list[str]]:
     return envs, releases
 
 
-def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
+def _apply(wh, duck, plan: list[PlannedVersion], report: RetentionReport, actor: str) -> None:
     with wh.meta.read() as con:
         referenced = {
             (a, v)
@@ -197,32 +211,29 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
                 " SELECT asset, version_id FROM release_entries"
             )
         }
-    duck = duckdb.connect()
-    try:
-        duck.execute("SET TimeZone = 'UTC'")
-        for version, rewrite, expired in plan:
-            if (version.asset, version.version_id) not in referenced:
-                continue  # deleted below, not rewritten
-            record = wh.versions.record(version.asset, version.version_id)
-            # A steward rewrites versions of environments they may not write: the
-            # enforce_retention action is what allows it.
-            new = wh.privileged(Action.ENFORCE_RETENTION).versions.write_query(
-                duck,
-                version.asset,
-                f"SELECT * FROM {version.scan_sql} WHERE NOT ({expired}) OR ({expired}) IS NULL",
-                environment=record["environment"],
-                run_id=record["run_id"],
-                code_version=record["code_version"],
-                inputs=record["inputs"],
-                params={**record["params"], "retention_rewrite_of": version.version_id},
-            )
-            rewrite.new_version = new.version_id
-    finally:
-        duck.close()
+    for planned in plan:
+        version, rewrite = planned.version, planned.rewrite
+        if (version.asset, version.version_id) not in referenced:
+            continue  # deleted below, not rewritten
+        record = wh.versions.record(version.asset, version.version_id)
+        # A steward rewrites versions of environments they may not write: the enforce_retention
+        # action is what allows it.
+        new = wh.privileged(Action.ENFORCE_RETENTION).versions.write_query(
+            duck,
+            version.asset,
+            planned.kept_sql(),
+            environment=record["environment"],
+            run_id=record["run_id"],
+            code_version=record["code_version"],
+            inputs=record["inputs"],
+            params={**record["params"], "retention_rewrite_of": version.version_id},
+        )
+        rewrite.new_version = new.version_id
     doomed: list[Path] = []
     with wh.meta.transaction() as tx:
         touched_releases: set[str] = set()
-        for version, rewrite, _ in plan:
+        for planned in plan:
+            version, rewrite = planned.version, planned.rewrite
             envs, releases = _references(tx, version.asset, version.version_id)
             if (envs or releases) and rewrite.new_version is None:
                 raise EnvironmentBusy(
@@ -266,9 +277,14 @@ def _apply(wh, plan, report: RetentionReport, actor: str) -> None:
                 "as_of": report.now,
                 "cutoffs": report.cutoffs,
                 "rows_removed": report.rows_removed,
+                "rows_expired": report.rows_expired,
+                "rows_cascaded": report.rows_cascaded,
+                "rows_anonymized": report.rows_anonymized,
                 "versions": [r.proof() for r in report.rewrites],
                 # The audit ledger checks each release manifest against the last one recorded.
                 "release_manifests": rewritten_manifests,
+                "cascades": [c.proof() for c in report.cascades],
+                "problems": report.problems,
             },
             assets=_new_versions_by_asset(report.rewrites),
         )
@@ -292,21 +308,30 @@ _VERSION_KEYED = ("connector_state",)
 
 def _carry_metadata(tx, mapping: dict[tuple[str, str], str]) -> None:
     """Point version-keyed metadata, build records and every recorded input (provenance) at the
-    new versions."""
+    new versions; a build whose inputs moved is marked stale (computed from removed rows)."""
     if not mapping:
         return
     tables = {r[0] for r in tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for table in ("versions", "builds"):
         if table not in tables:
             continue
-        rows = tx.execute(f"SELECT rowid, inputs_json FROM {table} WHERE inputs_json <> '{{}}'")
-        for rowid, raw in rows.fetchall():
+        rows = tx.execute(
+            f"SELECT rowid, inputs_json, params_json FROM {table} WHERE inputs_json <> '{{}}'"
+        )
+        for rowid, raw, raw_params in rows.fetchall():
             inputs = json.loads(raw)
             remapped = {a: mapping.get((a, v), v) for a, v in inputs.items()}
             if remapped != inputs:
+                params = json.loads(raw_params or "{}")
+                moved = {a for a in inputs if remapped[a] != inputs[a]}
+                params[STALE_INPUTS] = sorted(moved | set(params.get(STALE_INPUTS, ())))
                 tx.execute(
-                    f"UPDATE {table} SET inputs_json = ? WHERE rowid = ?",
-                    (json.dumps(remapped, sort_keys=True), rowid),
+                    f"UPDATE {table} SET inputs_json = ?, params_json = ? WHERE rowid = ?",
+                    (
+                        json.dumps(remapped, sort_keys=True),
+                        json.dumps(params, sort_keys=True),
+                        rowid,
+                    ),
                 )
     # A build keeps its identity (pointers and releases name it) and now holds the rewrite.
     for (asset, old), new in mapping.items():

@@ -3,7 +3,8 @@
 Each rule has one owner: how `meta` and `config.meta` merge, which asset key a node gets (the
 translator delegates to `asset_key`, so Dagster and every other reader agree), which relation it
 lives in, which layer it belongs to, which columns it declares, which vars its SQL reads, which
-columns it tests unique, a node's code version (its SQL, the macros it calls and the ephemeral
+columns it tests unique, which columns reference which (`relationships` tests, `foreign_key`
+constraints), a node's code version (its SQL, the macros it calls and the ephemeral
 models inlined into it), and which assets each test (data or unit) gates. Reading it never imports
 Dagster or dbt (both take seconds to import).
 """
@@ -14,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ _NON_COMPUTING_CONFIG = frozenset(
     {"meta", "tags", "docs", "group", "access", "persist_docs", "grants", "packages", "enabled"}
 )
 _VAR_CALL = re.compile(r"""\bvar\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
+# `ref('name')`, `ref('package', 'name')`, `source('source', 'table')` as dbt YAML writes a target.
+_TARGET_CALL = re.compile(r"""\b(ref|source)\(\s*((?:['"][^'"]+['"]\s*,?\s*)+)""")
+_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 
 
 def node_meta(node: Node) -> dict[str, Any]:
@@ -97,6 +101,19 @@ class TestGate:
     attached: str | None  # the parent dagster-dbt attaches it to as a check, if any
     blocking: bool
     unit: bool = False
+
+
+@dataclass(frozen=True)
+class DeclaredReference:
+    """`child.child_column` references `parent.parent_column`, as the project declares it."""
+
+    child: str
+    child_column: str
+    parent: str | None  # None: the target (`to`) names no node of the project
+    parent_column: str
+    declared_by: str  # the test's or constraint's name
+    target: str  # `to` as written
+    child_meta: dict[str, Any] = field(default_factory=dict)  # the child column's meta
 
 
 @dataclass(frozen=True)
@@ -316,6 +333,71 @@ class Manifest:
             if declared:
                 out[asset_key(node)] = list(declared)
         return out
+
+    def references(self) -> list[DeclaredReference]:
+        """Every column reference declared by a `relationships` test (kwargs `column_name`, `to`,
+        `field`) or a `foreign_key` constraint (model or column level, `to` + `to_columns`)."""
+        out: list[DeclaredReference] = []
+        for node in self.nodes.values():
+            test = node.get("test_metadata") or {}
+            if node.get("resource_type") != "test" or test.get("name") != "relationships":
+                continue
+            kwargs = test.get("kwargs") or {}
+            child = self.node(node.get("attached_node") or "") or self._target(
+                str(kwargs.get("model", ""))
+            )
+            if child is None or not kwargs.get("column_name") or not kwargs.get("field"):
+                continue
+            out.append(self._reference(child, kwargs, node["name"]))
+        for _, node in self.data_nodes(BUILT_KINDS):
+            found = [(c, None) for c in node.get("constraints") or []]
+            for name, column in (node.get("columns") or {}).items():
+                found += [(c, name) for c in column.get("constraints") or []]
+            for constraint, column in found:
+                if constraint.get("type") != "foreign_key" or not constraint.get("to"):
+                    continue
+                children = [column] if column else list(constraint.get("columns") or [])
+                parents = list(constraint.get("to_columns") or [])
+                label = constraint.get("name") or f"foreign_key on {node['name']}"
+                for child_column, parent_column in zip(children, parents, strict=False):
+                    kwargs = {
+                        "column_name": child_column,
+                        "to": constraint["to"],
+                        "field": parent_column,
+                    }
+                    out.append(self._reference(node, kwargs, label))
+        return sorted(out, key=lambda r: (r.child, r.child_column, r.declared_by))
+
+    def _reference(self, child: Node, kwargs: Mapping[str, Any], label: str) -> DeclaredReference:
+        column = str(kwargs["column_name"]).strip('"')
+        spec = (child.get("columns") or {}).get(column) or {}
+        parent = self._target(str(kwargs.get("to", "")))
+        return DeclaredReference(
+            asset_key(child),
+            column,
+            asset_key(parent) if parent is not None else None,
+            str(kwargs["field"]).strip('"'),
+            label,
+            str(kwargs.get("to", "")),
+            column_meta(spec),
+        )
+
+    def _target(self, text: str) -> Node | None:
+        """The node a `ref(...)`/`source(...)` call in `text` names, if the project has it."""
+        match = _TARGET_CALL.search(text)
+        if match is None:
+            return None
+        args = _QUOTED.findall(match.group(2))
+        for _, node in self.data_nodes():
+            if match.group(1) == "source":
+                found = [node.get("source_name"), node.get("name")] == args
+            else:
+                found = node.get("name") == args[-1] and (
+                    len(args) == 1 or node.get("package_name") == args[0]
+                )
+            if found and (node.get("resource_type") == "source") == (match.group(1) == "source"):
+                return node
+        return None
 
 
 @lru_cache(maxsize=4)

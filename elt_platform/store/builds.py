@@ -19,6 +19,9 @@ from typing import Any
 from elt_platform.store.metadata import MetadataStore, utc_now
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+# Build param set by retention: the inputs it names were rewritten without some rows, so what the
+# build computed still reflects rows that no longer exist (the planner recomputes it).
+STALE_INPUTS = "stale_inputs"
 
 
 @dataclass(frozen=True)

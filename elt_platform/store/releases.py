@@ -56,8 +56,11 @@ class ReleaseStore:
         if release is None:
             raise UnknownRelease(f"unknown release {release_id!r}")
         if release.collected_at:
+            with self.meta.read() as con:
+                hint = _collected_hint(con)
             raise ReleaseCollected(
-                f"release {release_id!r} was garbage-collected at {release.collected_at[:19]}"
+                f"release {release_id!r} was garbage-collected at {release.collected_at[:19]}",
+                hint=hint,
             )
         return release
 
@@ -157,7 +160,9 @@ class ReleaseStore:
             if target is None:
                 raise UnknownRelease(f"unknown release {release_id!r}")
             if target.collected_at:
-                raise ReleaseCollected(f"release {release_id!r} was garbage-collected")
+                raise ReleaseCollected(
+                    f"release {release_id!r} was garbage-collected", hint=_collected_hint(tx)
+                )
             current = _current_id(tx)
             base = _entries(tx, current) if current else {}
             changed = tuple(
@@ -172,6 +177,23 @@ class ReleaseStore:
             if on_commit is not None:
                 on_commit(tx, result)
         return result
+
+
+def _collected_hint(con: sqlite3.Connection) -> str:
+    """Which releases prod can still be rolled back to (kept, not the current one), newest first."""
+    current = _current_id(con)
+    kept = [
+        r[0]
+        for r in con.execute(
+            "SELECT release_id FROM releases WHERE collected_at IS NULL ORDER BY seq DESC"
+        )
+        if r[0] != current
+    ]
+    if not kept:
+        return (
+            "no kept release other than prod's current one; collected releases cannot be restored"
+        )
+    return f"kept releases you can roll back to: {', '.join(kept)}"
 
 
 def point_prod(

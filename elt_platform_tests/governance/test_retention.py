@@ -172,6 +172,9 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
         "new_version",
         "rows_before",
         "rows_removed",
+        "rows_expired",
+        "rows_cascaded",
+        "rows_anonymized",
         "environments",
         "releases",
     }
@@ -183,8 +186,13 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
         "as_of",
         "cutoffs",
         "rows_removed",
+        "rows_expired",
+        "rows_cascaded",
+        "rows_anonymized",
         "versions",
         "release_manifests",
+        "cascades",
+        "problems",
     }
     assert "@" not in json.dumps(entry.params)  # no e-mail (or any other value) recorded
     assert wh.ledger.verify().ok

@@ -235,9 +235,12 @@ def test_gc_keeps_referenced_versions_and_refuses_collected_releases(promo):
     assert report.collected_releases, "nothing to check"
     for rid in report.collected_releases:
         before = wh.environments.pointers(PROD)
-        with pytest.raises(ReleaseCollected):
+        with pytest.raises(ReleaseCollected) as refused:
             rollback_via_job(settings, rid, actor="test")
         assert wh.environments.pointers(PROD) == before
+        # The refusal names the releases that can still be rolled back to, not prod's own.
+        assert first.release_id in refused.value.hint and rid not in refused.value.hint
+        assert wh.releases.current().release_id not in refused.value.hint
 
 
 def test_versions_computed_on_masked_sandbox_data_never_reach_prod(promo):
