@@ -9,11 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from elt_demo.api import serving_demo_api
-from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
-from elt_platform.launch.runs import build_environment, promote_via_sensor
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -28,6 +25,11 @@ def demo(
     seed: int = typer.Option(42, help="Seed of the synthetic data."),
 ) -> None:
     """Generate sources, build staging, run the checks, publish to prod, print a summary."""
+    # Start-up cost: data generation and Dagster load for this command only, not for `elt`.
+    from elt_demo.api import serving_demo_api
+    from elt_demo.sources import ensure_synthetic_sources
+    from elt_platform.launch.runs import build_environment, promote_via_sensor
+
     settings = load_settings()
     started = time.perf_counter()
     written, counts = ensure_synthetic_sources(settings.sources_dir, rows=rows, seed=seed)

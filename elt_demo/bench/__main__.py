@@ -11,7 +11,15 @@ import time
 from elt_platform.settings import REPO_ROOT
 
 # Each suite module exposes run(results_dir, ...) -> list[dict]; missing modules are skipped.
-SUITES = ("publish", "pipeline", "rebuild", "connectors", "sandboxes", "contracts")
+SUITES = (
+    "publish",
+    "pipeline",
+    "rebuild",
+    "connectors",
+    "sandboxes",
+    "contracts",
+    "experiment_loop",
+)
 
 
 def _markdown(entries: list[dict]) -> str:
@@ -62,7 +70,9 @@ def _quick_kwargs(suite: str) -> dict:
         "pipeline": {"rows": 10_000},
     }.get(
         suite,
-        {"rows": 10_000} if suite in {"connectors", "sandboxes", "contracts", "rebuild"} else {},
+        {"rows": 10_000}
+        if suite in {"connectors", "sandboxes", "contracts", "rebuild", "experiment_loop"}
+        else {},
     )
 
 

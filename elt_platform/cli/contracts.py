@@ -9,7 +9,6 @@ from rich.console import Console
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD
-from elt_platform.launch.runs import load_definitions
 from elt_platform.project.contracts.evolution import (
     breaking_change_approved,
     classify_contract_change,
@@ -18,7 +17,6 @@ from elt_platform.project.contracts.evolution import (
 from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
-from elt_platform.promotion.jobs import downstream_closure
 from elt_platform.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -59,6 +57,10 @@ def diff(
         release = wh.releases.get(against)
         baseline = release.manifest
     recorded = (release.gate_summary or {}).get("contracts", {}) if release else {}
+    # Start-up cost: Dagster and the Definitions load only for this command.
+    from elt_platform.launch.runs import load_definitions
+    from elt_platform.promotion.jobs import downstream_closure
+
     graph = load_definitions(settings).resolve_asset_graph()
     current = wh.environments.pointers(environment)
     breaking_total = 0

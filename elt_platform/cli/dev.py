@@ -12,8 +12,6 @@ import typer
 from rich.console import Console
 
 from elt_platform.access.facade import open_warehouse
-from elt_platform.orchestration.instance import open_instance
-from elt_platform.orchestration.partitions import sync_environment_partitions
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.settings import REPO_ROOT, load_settings
 
@@ -33,6 +31,10 @@ def dev(
     port: int = typer.Option(3000, envvar="ELT_PORT", help="Webserver port on 127.0.0.1."),
 ) -> None:
     """Prepare the dbt manifest once, then run dagster-webserver and dagster-daemon until Ctrl-C."""
+    # Start-up cost: Dagster is imported by this command only, not by `elt` itself.
+    from elt_platform.orchestration.instance import open_instance
+    from elt_platform.orchestration.partitions import sync_environment_partitions
+
     settings = load_settings()
     prepare_manifest(load_dbt_project(settings))
     instance = open_instance(settings)

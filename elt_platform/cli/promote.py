@@ -11,9 +11,7 @@ from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.cli.common import caller
-from elt_platform.launch.runs import explain_candidate, promote_via_sensor, rollback_via_job
 from elt_platform.project.project_file import load_promotion_policy
-from elt_platform.promotion.gc import collect_garbage
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -46,6 +44,8 @@ def promote(
         _explain()
         return
     _authorized("write")
+    from elt_platform.launch.runs import promote_via_sensor  # start-up cost: Dagster, Definitions
+
     outcome = promote_via_sensor(load_settings(), actor=caller().actor)
     if not outcome.requested:
         blocked = not outcome.reason.startswith("prod already serves")
@@ -68,6 +68,8 @@ def promote(
 
 def _explain() -> None:
     """Every problem that blocks staging and every warning, one per line."""
+    from elt_platform.launch.runs import explain_candidate  # start-up cost: Dagster, Definitions
+
     cand = explain_candidate(load_settings())
     for problem in cand.problems:
         console.print(f"[red]block[/] {problem}", highlight=False)
@@ -117,6 +119,8 @@ def rollback(
     """Point prod back at an earlier release (pointer change; a subset takes its downstream)."""
     settings = load_settings()
     _authorized("write")
+    from elt_platform.launch.runs import rollback_via_job  # start-up cost: Dagster, Definitions
+
     result = rollback_via_job(settings, to, assets=asset or None, actor=caller().actor)
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
@@ -129,6 +133,8 @@ def rollback(
 
 def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.")) -> None:
     """Collect old releases and versions nothing references (never a referenced one)."""
+    from elt_platform.promotion.gc import collect_garbage  # start-up cost (imports Dagster)
+
     policy = load_promotion_policy(load_settings())
     report = collect_garbage(
         _authorized("write"),  # collecting releases changes what prod can roll back to
