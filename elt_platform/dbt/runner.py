@@ -32,6 +32,7 @@ from elt_platform.dbt.scratch import prepare_scratch, record_built
 from elt_platform.errors import MissingSourceData
 from elt_platform.orchestration.metadata import version_metadata
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.project.compiled_sql import remember_compiled
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import DbtProjectConfig, dbt_vars
 from elt_platform.project.manifest import STATEFUL, Manifest
@@ -111,6 +112,8 @@ def run_dbt_build(
     with multi_parent_tests_are_checks():
         events = list(invocation.stream()) if invocation is not None else []
     dbt_seconds = time.perf_counter() - started
+    # Lineage reads the SQL this run compiled instead of running `dbt compile` again.
+    remember_compiled(cfg, target_path / "manifest.json")
     try:
         results = read_run_results(target_path)
         new_versions = _export_models(context, wh, env.name, scratch, events, relations, setup)
