@@ -9,12 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from elt_platform.access.facade import GovernedWarehouse, open_warehouse
-from elt_platform.builds.planner import RebuildPlan, model_var_values, plan_environment
+from elt_platform.builds.planner import (
+    NonBreaking,
+    RebuildPlan,
+    model_var_values,
+    plan_environment,
+)
 from elt_platform.environments import EnvironmentKind, environment_from_name
 from elt_platform.errors import UnknownAsset, WriteNotAllowed
 from elt_platform.project.asset_graph import project_assets
-from elt_platform.project.dbt_project import load_dbt_project
-from elt_platform.project.manifest import load_manifest
+from elt_platform.project.dbt_project import DbtProjectConfig, load_dbt_project
+from elt_platform.project.manifest import Manifest, load_manifest
 from elt_platform.project.project_file import environment_config
 from elt_platform.settings import Settings
 
@@ -41,6 +46,21 @@ def failed_runs_of(settings: Settings, wh: GovernedWarehouse):
     return failed
 
 
+def lazy_non_breaking(wh: GovernedWarehouse, cfg: DbtProjectConfig, manifest: Manifest):
+    """The planner's non-breaking test, loaded when a plan first needs it."""
+    loaded: list[NonBreaking] = []
+
+    def check(*args) -> str | None:
+        if not loaded:
+            # Start-up cost: SQL parsing (sqlglot) only when a change's impact must be decided.
+            from elt_platform.builds.non_breaking import non_breaking_check
+
+            loaded.append(non_breaking_check(wh.store, cfg, manifest))
+        return loaded[0](*args)
+
+    return check
+
+
 def plan_build(settings: Settings, name: str, selection: list[str] | None = None) -> RebuildPlan:
     """What a build of environment `name` would recompute, and why (nothing is written): the
     same planner the dbt step runs. In a sandbox every selected asset is planned (raw sources
@@ -56,7 +76,8 @@ def plan_build(settings: Settings, name: str, selection: list[str] | None = None
     if unknown:
         raise UnknownAsset(f"no asset {unknown[0]!r} in this project")
     config = environment_config(settings, env.name, record.config)
-    manifest = load_manifest(load_dbt_project(settings).manifest_path)
+    cfg = load_dbt_project(settings)
+    manifest = load_manifest(cfg.manifest_path)
     wanted = selection or assets.keys
     if env.kind is not EnvironmentKind.SANDBOX:
         wanted = [a for a in wanted if a in manifest.node_names()]
@@ -68,6 +89,7 @@ def plan_build(settings: Settings, name: str, selection: list[str] | None = None
         code_versions={a: assets.code_versions[a] for a in wanted},
         var_values=model_var_values(manifest, config.dbt_vars),
         failed_runs=failed_runs_of(settings, wh),
+        non_breaking=lazy_non_breaking(wh, cfg, manifest),
     )
 
 

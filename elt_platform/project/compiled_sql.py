@@ -64,6 +64,14 @@ def compiled_sql(cfg: DbtProjectConfig) -> dict[str, str]:
     return _cached(cfg, keys) or {}
 
 
+def cached_compiled(cfg: DbtProjectConfig, manifest: Manifest, unique_id: str) -> str | None:
+    """One model's compiled SQL when a run or compile cached it for its current code (no
+    compiling)."""
+    entry = _read(cfg).get(unique_id)
+    key = _keys(manifest).get(unique_id)
+    return entry["sql"] if entry and key and entry.get("key") == key and entry.get("sql") else None
+
+
 def remember_compiled(cfg: DbtProjectConfig, run_manifest: Path) -> int:
     """Cache the compiled SQL of the models a dbt run compiled (its target folder's manifest);
     returns how many. Keys come from the platform's manifest of the same project files."""
