@@ -2,7 +2,8 @@
 
 Compiling renders Jinja (refs become relation names) without running a model. Each model's entry
 is keyed by what its compiled SQL depends on: its code version (SQL, config, macros, inlined
-ephemeral models) and the relations of the nodes it reads. A dbt run leaves the compiled SQL of
+ephemeral models) and the relations of the nodes it reads; the last few keys of each model are
+kept, so reverting an edit finds its SQL again. A dbt run leaves the compiled SQL of
 every node it ran in its own target folder; the runner hands it over (`remember_compiled`), so
 after a model change lineage needs no second compile. Only models that no run and no earlier
 compile covered make `dbt compile` run (once, for the whole project).
@@ -32,6 +33,7 @@ from elt_platform.project.dbt_project import (
 from elt_platform.project.manifest import Manifest, load_manifest, relation
 
 CACHE_NAME = "elt_compiled_sql.json"
+KEEP_PER_MODEL = 8  # recent code versions per model: a reverted edit finds its SQL again
 
 
 def _keys(manifest: Manifest) -> dict[str, str]:
@@ -67,9 +69,8 @@ def compiled_sql(cfg: DbtProjectConfig) -> dict[str, str]:
 def cached_compiled(cfg: DbtProjectConfig, manifest: Manifest, unique_id: str) -> str | None:
     """One model's compiled SQL when a run or compile cached it for its current code (no
     compiling)."""
-    entry = _read(cfg).get(unique_id)
     key = _keys(manifest).get(unique_id)
-    return entry["sql"] if entry and key and entry.get("key") == key and entry.get("sql") else None
+    return _read(cfg).get(unique_id, {}).get(key or "") or None
 
 
 def remember_compiled(cfg: DbtProjectConfig, run_manifest: Path) -> int:
@@ -100,11 +101,12 @@ def _locked(cfg: DbtProjectConfig) -> Iterator[None]:
 
 
 def _read(cfg: DbtProjectConfig) -> dict[str, dict[str, str]]:
+    """unique_id -> cache key -> compiled SQL (oldest key first)."""
     try:
         data = json.loads((cfg.target_dir / CACHE_NAME).read_text())
     except (OSError, ValueError):
         return {}
-    nodes = data.get("nodes")
+    nodes = data.get("models")
     return nodes if isinstance(nodes, dict) else {}
 
 
@@ -113,11 +115,11 @@ def _cached(cfg: DbtProjectConfig, keys: Mapping[str, str]) -> dict[str, str] | 
     entries = _read(cfg)
     out = {}
     for uid, key in keys.items():
-        entry = entries.get(uid)
-        if not entry or entry.get("key") != key:
+        found = entries.get(uid, {})
+        if key not in found:
             return None
-        if entry.get("sql"):
-            out[uid] = entry["sql"]
+        if found[key]:
+            out[uid] = found[key]
     return out
 
 
@@ -128,13 +130,15 @@ def _store(cfg: DbtProjectConfig, keys: Mapping[str, str], compiled: Mapping[str
     stored = 0
     for uid, key in keys.items():
         if uid in compiled:
-            entries[uid] = {"key": key, "sql": compiled[uid]}
+            found = {k: v for k, v in entries.get(uid, {}).items() if k != key}
+            found[key] = compiled[uid]
+            entries[uid] = dict(list(found.items())[-KEEP_PER_MODEL:])
             stored += 1
     entries = {uid: e for uid, e in entries.items() if uid in keys}
     cache = cfg.target_dir / CACHE_NAME
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"nodes": entries}))
+    tmp.write_text(json.dumps({"models": entries}))
     os.replace(tmp, cache)
     return stored
 
