@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from elt_demo.api import serving_demo_api
-from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
 from elt_platform.orchestration.names import NOTHING_TO_PROMOTE
@@ -28,7 +26,9 @@ def demo(
     seed: int = typer.Option(42, help="Seed of the synthetic data."),
 ) -> None:
     """Generate sources, build staging, run the checks, publish to prod, print a summary."""
-    # Dagster + dbt (~5 s to import): only when the demo runs, not for every `elt --help`.
+    # Start-up cost: data generation and Dagster load for this command only, not for `elt`.
+    from elt_demo.api import serving_demo_api
+    from elt_demo.sources import ensure_synthetic_sources
     from elt_platform.launch.runs import build_environment, promote_via_sensor
 
     settings = load_settings()

@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from elt_demo.sources import DATABASE, ensure_synthetic_sources
 from elt_platform.errors import ConfigError
 from elt_platform.settings import load_settings
 
@@ -23,6 +22,8 @@ def generate(
     out: Path = typer.Option(None, help="Landing folder (default: ELT_SOURCES_DIR)."),
 ) -> None:
     """Generate customers (files + SQLite), products, orders (with late updates) and payments."""
+    from elt_demo.sources import DATABASE, ensure_synthetic_sources  # start-up cost: pyarrow
+
     target = out or load_settings().sources_dir
     written, counts = ensure_synthetic_sources(target, rows=rows, seed=seed)
     state = "wrote" if written else "unchanged"

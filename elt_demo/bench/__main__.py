@@ -20,6 +20,7 @@ SUITES = (
     "contracts",
     "integrity",
     "retention",
+    "experiment_loop",
 )
 
 
@@ -72,7 +73,16 @@ def _quick_kwargs(suite: str) -> dict:
     }.get(
         suite,
         {"rows": 10_000}
-        if suite in {"connectors", "sandboxes", "contracts", "rebuild", "integrity", "retention"}
+        if suite
+        in {
+            "connectors",
+            "sandboxes",
+            "contracts",
+            "rebuild",
+            "integrity",
+            "retention",
+            "experiment_loop",
+        }
         else {},
     )
 

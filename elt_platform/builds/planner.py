@@ -7,8 +7,11 @@ staging: the one staging serves) was computed by the same code version, from the
 versions, with the same values of the dbt vars its SQL reads, by a run that did not fail or get
 canceled (and, outside sandboxes, not from masked inputs), and whose inputs retention has not
 rewritten since (it would keep values computed from removed rows). Anything else is recomputed,
-and so is everything downstream of a recomputed asset (dbt's `state:modified+`, not SQLMesh's
-non-breaking shortcut): its input will change.
+and so is everything downstream of a recomputed asset (dbt's `state:modified+`): its input will
+change, unless the upstream's only change is its own code and that change is non-breaking for the
+asset (`non_breaking`: it reads none of the columns whose definition changed, decided from column
+lineage; `builds/non_breaking.py`). Then the asset keeps its build, now and in later plans (an
+input that differs only by such a change is accepted), and the decision says why.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class BuildRecords(Protocol):
 
 
 VARS_PARAM = "vars"
+# (asset, upstream, upstream's old code version, its new code version, the asset's candidate
+# build's inputs) -> why the upstream's change cannot change the asset, or None.
+NonBreaking = Callable[[str, str, str, str, Mapping[str, str]], str | None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Decision:
     reason: str
     version_id: str | None = None  # what the asset resolves to when it is not rebuilt
     build_id: str | None = None  # the build it reuses
+    code_change_of: str | None = None  # rebuilt only because its code changed since this build
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ def plan_environment(
     code_versions: Mapping[str, str | None],
     var_values: Mapping[str, Mapping[str, Any]],
     failed_runs: Callable[[Iterable[str]], set[str]],
+    non_breaking: NonBreaking | None = None,
 ) -> RebuildPlan:
     """Plan `assets` of `environment` against the builds it could reuse. `failed_runs` names,
     among run ids, those that failed or were canceled (Dagster knows; this layer does not)."""
@@ -131,6 +139,7 @@ def plan_environment(
         pointers=pointers,
         candidates=candidates,
         unusable=unusable,
+        non_breaking=non_breaking,
     )
 
 
@@ -144,6 +153,7 @@ def plan_rebuild(
     pointers: Mapping[str, str],
     candidates: Mapping[str, Sequence[str]],
     unusable: Callable[[Build], str | None] = lambda build: None,
+    non_breaking: NonBreaking | None = None,
 ) -> RebuildPlan:
     """Decide rebuild/reuse for `assets` (in dependency order); deps outside `assets` resolve to
     the environment's `pointers`; `candidates` lists, per asset, the builds it may reuse."""
@@ -161,15 +171,42 @@ def plan_rebuild(
             pointers,
             candidates.get(asset, ()),
             unusable,
+            _Tolerance(builds, code_versions, non_breaking) if non_breaking else None,
         )
     return RebuildPlan(decisions)  # in dependency order: outputs must be yielded that way
 
 
+@dataclass
+class _Tolerance:
+    """Accepts an upstream change that is non-breaking for the asset being decided."""
+
+    builds: BuildStore
+    code_versions: Mapping[str, str | None]
+    check: NonBreaking
+
+    def rebuilt(self, asset: str, dep: Decision, candidate: Build) -> str | None:
+        """`dep` is recomputed in this plan only because its code changed since the build the
+        candidate read."""
+        old = self.builds.get(dep.code_change_of or "")
+        new_code = self.code_versions.get(dep.asset)
+        if old is None or new_code is None or candidate.inputs.get(dep.asset) != old.version_id:
+            return None
+        return self.check(asset, dep.asset, old.code_version or "", new_code, candidate.inputs)
+
+    def changed(self, asset: str, dep: str, old_id: str, new_id: str, candidate: Build):
+        """`dep` now resolves to a version built from the same inputs by other code."""
+        old, new = self.builds.latest(dep, old_id), self.builds.latest(dep, new_id)
+        if old is None or new is None or old.inputs != new.inputs or not new.code_version:
+            return None
+        return self.check(asset, dep, old.code_version or "", new.code_version, candidate.inputs)
+
+
 def _decide(
-    builds, asset, asset_deps, decided, code_version, values, pointers, candidates, unusable
-) -> Decision:
+    builds, asset, asset_deps, decided, code_version, values, pointers, candidates, unusable,
+    tolerance=None,
+) -> Decision:  # fmt: skip
     rebuilt = sorted(d for d in asset_deps if d in decided and decided[d].rebuild)
-    if rebuilt:
+    if rebuilt and (tolerance is None or not all(decided[d].code_change_of for d in rebuilt)):
         return Decision(asset, True, f"upstream {rebuilt[0]} is rebuilt")
     inputs = {}
     for dep in asset_deps:
@@ -177,28 +214,62 @@ def _decide(
         if resolved is not None:
             inputs[dep] = resolved
     if not candidates:
-        return Decision(asset, True, "no version yet")
+        return Decision(
+            asset, True, "no version yet" if not rebuilt else f"upstream {rebuilt[0]} is rebuilt"
+        )
     if code_version is None:
         return Decision(asset, True, "no code version to compare")
-    reasons = []
+    reasons, code_change_of = [], None
     for build_id in candidates:
         build = builds.get(build_id)
         if build is None:
             reasons.append("build record missing")
             continue
-        reason = _mismatch(build, code_version, inputs, values) or unusable(build)
+        notes, seen = [], dict(inputs)
+        for dep in rebuilt:
+            note = tolerance.rebuilt(asset, decided[dep], build)
+            if note is None:
+                break
+            notes.append(note)
+            seen[dep] = build.inputs[dep]
+        if len(notes) < len(rebuilt):
+            reasons.append(f"upstream {rebuilt[len(notes)]} is rebuilt")
+            continue
+        reason = _mismatch(build, code_version, seen, values, asset, tolerance, notes)
+        reason = reason or unusable(build)
         if reason is None:
-            return Decision(asset, False, "unchanged", build.version_id, build.build_id)
+            why = "unchanged" + "".join(f"; {n}" for n in notes)
+            return Decision(asset, False, why, build.version_id, build.build_id)
+        if reason == "code changed" and code_change_of is None:
+            same = _mismatch(build, build.code_version or "", seen, values, asset, tolerance, [])
+            code_change_of = build.build_id if same is None and not unusable(build) else None
         reasons.append(reason)
-    return Decision(asset, True, reasons[0])
+    return Decision(asset, True, reasons[0], code_change_of=code_change_of)
 
 
-def _mismatch(found: Build, code_version: str, inputs: dict, values: dict) -> str | None:
+def _mismatch(
+    found: Build,
+    code_version: str,
+    inputs: dict,
+    values: dict,
+    asset="",
+    tolerance=None,
+    notes=None,
+) -> str | None:
     if found.code_version != code_version:
         return "code changed"
     for dep in sorted(set(inputs) | set(found.inputs)):
         if inputs.get(dep) != found.inputs.get(dep):
-            return f"input {dep} changed"
+            old, new = found.inputs.get(dep), inputs.get(dep)
+            note = (
+                tolerance.changed(asset, dep, old, new, found)
+                if tolerance is not None and old and new
+                else None
+            )
+            if note is None:
+                return f"input {dep} changed"
+            if notes is not None:
+                notes.append(note)
     recorded = found.params.get(VARS_PARAM) or {}
     for name in sorted(set(values) | set(recorded)):
         if values.get(name) != recorded.get(name):

@@ -66,9 +66,11 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> None:
     import warnings
 
-    import dagster as dg
+    # Dagster's own warning classes, from the small package that defines them: importing
+    # `dagster` here would cost every command a second of start-up.
+    from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, SupersessionWarning
 
-    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+    for category in (BetaWarning, PreviewWarning, SupersessionWarning):
         warnings.filterwarnings("ignore", category=category)
     _register()
     try:

@@ -36,12 +36,14 @@ def build(
     wh = open_warehouse(settings)
     if plan:
         from elt_platform.cli.sandbox import print_plan
-        from elt_platform.launch.sandboxes import plan_build
+        from elt_platform.launch.plans import plan_build
 
         wh.authorize("read", environment)
         print_plan(plan_build(settings, environment, select or None))
         return
     wh.authorize("write", environment)  # the run re-checks the identity carried by its tags
+    # Start-up cost: Dagster and the Definitions (seconds) load only when a run is launched.
+
     tags = wh.access.identity.tags()
     outcome = build_environment(settings, environment, selection=select or None, tags=tags)
     table = Table("asset", "rows", "version", "recomputed", "checks ok", "checks failed")

@@ -61,6 +61,8 @@ def diff(
         release = wh.releases.get(against)
         baseline = release.manifest
     recorded = (release.gate_summary or {}).get("contracts", {}) if release else {}
+    # Start-up cost: Dagster and the Definitions load only for this command.
+
     graph = load_definitions(settings).resolve_asset_graph()
     current = wh.environments.pointers(environment)
     breaking_total = 0

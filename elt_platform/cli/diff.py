@@ -11,7 +11,6 @@ from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD
-from elt_platform.orchestration.instance import open_instance
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -42,7 +41,12 @@ def diff(
         wh, left, right, keys=primary_keys(settings), assets=asset or None, examples=examples
     )
     if right.is_sandbox:
-        record_diff(wh, result, right.label, instance=open_instance(settings))
+        instance = None
+        if result.changed:  # observations in the UI; start-up cost: Dagster only then
+            from elt_platform.orchestration.instance import open_instance
+
+            instance = open_instance(settings)
+        record_diff(wh, result, right.label, instance=instance)
     if as_json:
         print(json.dumps([t.to_dict() for t in result.tables], indent=2, default=str))
         return

@@ -4,15 +4,18 @@ the way; with a release, the versions behind the asset down to the source datase
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from elt_platform.project.column_lineage import ROWS, ColumnRef
-from elt_platform.project.lineage import LineageGraph, load_lineage
 from elt_platform.settings import load_settings
+
+if TYPE_CHECKING:  # start-up cost: lineage parses SQL (sqlglot); only its commands import it
+    from elt_platform.project.column_lineage import ColumnRef
+    from elt_platform.project.lineage import LineageGraph
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -30,6 +33,9 @@ def lineage(
     ),
 ) -> None:
     """Print where an asset or column comes from and what uses it."""
+    from elt_platform.project.column_lineage import ColumnRef
+    from elt_platform.project.lineage import load_lineage
+
     settings = load_settings()
     graph = load_lineage(settings)
     asset, column = graph.resolve(target)
@@ -68,6 +74,8 @@ def _grow_versions(branch: Tree, node) -> None:
 
 
 def _label(graph: LineageGraph, ref: ColumnRef) -> str:
+    from elt_platform.project.column_lineage import ROWS
+
     if ref.column == ROWS:
         return f"{escape(ref.asset)} (row count)"
     declared = graph.declared_sensitivity(ref) or "-"
@@ -119,6 +127,8 @@ def _print_asset(graph: LineageGraph, asset: str, *, up: bool, down: bool) -> No
         downs = root.add("downstream")
         for name in graph.downstream_assets(asset):
             downs.add(escape(name))
+    from elt_platform.project.column_lineage import ColumnRef
+
     cols = root.add("columns")
     for column in info.columns:
         cols.add(_label(graph, ColumnRef(asset, column)))

@@ -13,7 +13,6 @@ from elt_platform.access.facade import open_warehouse
 from elt_platform.cli.common import caller
 from elt_platform.orchestration.names import NOTHING_TO_PROMOTE
 from elt_platform.project.project_file import load_promotion_policy
-from elt_platform.promotion.gc import collect_garbage
 from elt_platform.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -136,6 +135,8 @@ def rollback(
 
 def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.")) -> None:
     """Collect old releases and versions nothing references (never a referenced one)."""
+    from elt_platform.promotion.gc import collect_garbage  # start-up cost (imports Dagster)
+
     policy = load_promotion_policy(load_settings())
     report = collect_garbage(
         _authorized("write"),  # collecting releases changes what prod can roll back to

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from elt_platform.access.facade import open_warehouse
-from elt_platform.connectors.replay import quarantined, replay_quarantine
 from elt_platform.environments import STAGING, environment_from_name
 from elt_platform.errors import UnknownAsset
 from elt_platform.project.contracts.from_dbt import contracts_for, load_sources
@@ -46,6 +45,8 @@ def list_quarantine(environment: str = ENV_OPTION) -> None:
     settings = load_settings()
     wh = open_warehouse(settings)
     wh.authorize("read", env)
+    from elt_platform.connectors.replay import quarantined  # start-up cost (sqlglot, pyarrow)
+
     table = Table("dataset", "reason", "rows")
     for source in load_sources(settings):
         scan = quarantined(wh, source.name, env)
@@ -63,6 +64,8 @@ def show(dataset: str, environment: str = ENV_OPTION, limit: int = 20) -> None:
     settings, source, _ = _source(dataset)
     wh = open_warehouse(settings)
     wh.authorize("read", environment)
+    from elt_platform.connectors.replay import quarantined  # start-up cost (sqlglot, pyarrow)
+
     scan = quarantined(wh, source.name, environment_from_name(environment).name)
     table = Table("reason", "position", "row")
     for row in _query(f"SELECT * FROM {scan} ORDER BY ALL LIMIT {int(limit)}") if scan else []:
@@ -77,6 +80,8 @@ def replay(dataset: str, environment: str = ENV_OPTION) -> None:
     env = environment_from_name(environment).name
     wh = open_warehouse(settings)
     wh.authorize("write", env)
+    from elt_platform.connectors.replay import replay_quarantine  # start-up cost
+
     result = replay_quarantine(wh, source, contract, env, actor=wh.access.identity.actor)
     console.print(
         f"replayed {result.replayed} rows of raw/{source.name}: loaded {result.loaded}, "

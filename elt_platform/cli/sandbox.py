@@ -13,7 +13,6 @@ from rich.table import Table
 from elt_platform.access.facade import open_warehouse
 from elt_platform.cli.common import caller
 from elt_platform.durations import format_duration
-from elt_platform.orchestration.instance import open_instance
 from elt_platform.project.environment_config import parse_assignments
 from elt_platform.settings import load_settings
 
@@ -54,8 +53,7 @@ def create(
         flags=flags,
         vars=values,
         actor=wh.identity.actor,
-        instance=open_instance(settings),
-    )
+    )  # no Dagster instance: the partition sensor or the first build registers the partition
     console.print(
         f"created sandbox [bold]{created.name}[/] from {created.release_id} "
         f"({created.assets} assets, no data copied, {created.seconds * 1000:.0f} ms; "
@@ -92,7 +90,7 @@ def plan(
     select: list[str] = typer.Option(None, "--select", "-s", help="Asset key, e.g. orders."),
 ) -> None:
     """Show which assets a build would recompute, and why; the rest resolve to the release."""
-    from elt_platform.launch.sandboxes import plan_sandbox
+    from elt_platform.launch.plans import plan_sandbox
 
     _authorized("read", name)
     result = plan_sandbox(load_settings(), name, select or None)
@@ -145,6 +143,7 @@ def show(name: str) -> None:
 @app.command("drop")
 def drop(name: str) -> None:
     """Archive the experiment record, then remove the sandbox and the versions only it owns."""
+    from elt_platform.orchestration.instance import open_instance  # start-up cost: Dagster
     from elt_platform.sandboxes.prune import drop_sandbox
 
     settings = load_settings()
@@ -159,6 +158,7 @@ def drop(name: str) -> None:
 @app.command("prune")
 def prune() -> None:
     """Drop every sandbox past its TTL now (the `prune_sandboxes` schedule does this hourly)."""
+    from elt_platform.orchestration.instance import open_instance  # start-up cost: Dagster
     from elt_platform.sandboxes.prune import prune_expired, sandbox_status
 
     settings = load_settings()

@@ -89,5 +89,5 @@ def build_dbt_resource(cfg: DbtProjectConfig) -> DbtCliResource:
         project_dir=str(cfg.project_dir),
         profiles_dir=str(cfg.profiles_dir),
         target=TARGET_NAME,
-        dbt_executable=dbt_executable(),
+        dbt_executable=dbt_executable("elt-dbt"),  # dagster-dbt asks `--version` every run
     )

@@ -21,11 +21,13 @@ from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.access.masking import RelationSql, sandbox_relation_sql
 from elt_platform.access.masking_policy import MASKED_PARAM, save_masking_policy
 from elt_platform.access.sensitivity import masking_rules
+from elt_platform.builds.non_breaking import non_breaking_check
 from elt_platform.builds.planner import VARS_PARAM, RebuildPlan, model_var_values, plan_environment
 from elt_platform.dbt.dbt_tests import to_check_result
 from elt_platform.environments import Environment, EnvironmentKind
 from elt_platform.orchestration.metadata import version_metadata
 from elt_platform.orchestration.runs import failed_runs
+from elt_platform.project.dbt_project import load_dbt_project
 from elt_platform.project.environment_config import EnvironmentConfig
 from elt_platform.project.manifest import Manifest
 from elt_platform.project.project_file import environment_config
@@ -178,6 +180,7 @@ def prepare_dbt_run(
         code_versions={k.to_user_string(): v for k, v in assets_def.code_versions_by_key.items()},
         var_values=setup.model_vars,
         failed_runs=lambda run_ids: failed_runs(context.instance, run_ids),
+        non_breaking=non_breaking_check(wh.versions, load_dbt_project(settings), manifest),
     )
     setup.reused_versions = {a: wh.versions.get(a, v) for a, v in setup.plan.reuse.items()}
     for asset in setup.plan.rebuild:

@@ -32,6 +32,7 @@ from elt_platform.dbt.scratch import prepare_scratch, record_built
 from elt_platform.errors import MissingSourceData
 from elt_platform.orchestration.metadata import version_metadata
 from elt_platform.orchestration.resources import WarehouseResource
+from elt_platform.project.compiled_sql import remember_compiled
 from elt_platform.project.contracts.model import Contract
 from elt_platform.project.dbt_project import DbtProjectConfig, dbt_vars
 from elt_platform.project.manifest import STATEFUL, Manifest
@@ -111,6 +112,8 @@ def run_dbt_build(
     with multi_parent_tests_are_checks():
         events = list(invocation.stream()) if invocation is not None else []
     dbt_seconds = time.perf_counter() - started
+    # Lineage reads the SQL this run compiled instead of running `dbt compile` again.
+    remember_compiled(cfg, target_path / "manifest.json")
     try:
         results = read_run_results(target_path)
         new_versions = _export_models(context, wh, env.name, scratch, events, relations, setup)
@@ -140,14 +143,18 @@ def run_dbt_build(
         if isinstance(event, dg.AssetCheckResult) and event.asset_key is not None:
             dbt_checks.setdefault(event.asset_key.to_user_string(), []).append(event)
 
-    # Reused models first: rebuilt ones may depend on them, never the reverse (topological order).
-    yield from setup.reused_outputs(context)
+    # Outputs in the plan's dependency order (Dagster requires it; a reused model may read a
+    # rebuilt one when the change was non-breaking for it), then every other event.
+    outputs: dict[str, dg.Output] = {}
+    for output in setup.reused_outputs(context):
+        outputs[context.asset_key_for_output(output.output_name).to_user_string()] = output
+    others = []
     for event in events:
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name).to_user_string()
             version = new_versions[key]
             checks = dbt_checks.get(key, []) + gate_results.get(key, [])
-            yield dg.Output(
+            outputs[key] = dg.Output(
                 value=None,
                 output_name=event.output_name,
                 metadata={
@@ -162,7 +169,11 @@ def run_dbt_build(
                 data_version=dg.DataVersion(version.version_id),
             )
         elif not _is_test_observation(event):  # multi-parent tests are checks (below)
-            yield event
+            others.append(event)
+    rank = {a: i for i, a in enumerate(setup.plan.decisions if setup.plan else ())}
+    for key in sorted(outputs, key=lambda a: rank.get(a, len(rank))):
+        yield outputs[key]
+    yield from others
     for results_of_asset in gate_results.values():
         yield from results_of_asset
     yield from extra_check_results(manifest, outcomes, context.selected_asset_check_keys)

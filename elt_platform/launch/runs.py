@@ -120,6 +120,8 @@ def _run_build(
         },
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+    # Planning reads this instead of importing Dagster to ask whether the run's builds are usable.
+    warehouse.builds.record_run_outcome(result.run_id, result.dagster_run.status.value)
     return summarize_run(result, env.name)
 
 

@@ -99,8 +99,10 @@ def dbt_vars(scratch_db: Path, environment: str) -> str:
     return json.dumps({SCRATCH_VAR: str(scratch_db), ENVIRONMENT_VAR: environment})
 
 
-def dbt_executable() -> str:
-    candidate = Path(sys.executable).parent / "dbt"
+def dbt_executable(name: str = "dbt") -> str:
+    """`name` (`dbt`, or `elt-dbt`: dbt with a fast `--version`) next to this Python, else `dbt`
+    on PATH."""
+    candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else "dbt"
 
 

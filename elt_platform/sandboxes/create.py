@@ -7,9 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import dagster as dg
+from typing import TYPE_CHECKING, Any
 
 from elt_platform.access.facade import GovernedWarehouse
 from elt_platform.access.masking import masking_key
@@ -18,14 +16,15 @@ from elt_platform.access.sensitivity import masking_rules
 from elt_platform.durations import parse_duration
 from elt_platform.environments import OWNER_PATTERN, validate_sandbox_name
 from elt_platform.errors import ConfigError, EnvironmentExists, UnknownEnvironment, UnknownRelease
-from elt_platform.orchestration.metadata import reused_materialization
-from elt_platform.orchestration.partitions import sync_environment_partitions
 from elt_platform.project.code_version import current_code_version
 from elt_platform.project.project_file import environment_config
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.settings import Settings
 from elt_platform.store.ledger import LedgerKind
 from elt_platform.store.metadata import utc_now
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 DEFAULT_TTL = "7d"
 
@@ -149,6 +148,11 @@ def create_sandbox(
         raise
     seconds = time.perf_counter() - started
     if instance is not None:
+        # Imported here: only a caller holding an instance has paid for Dagster (`elt sandbox
+        # create` does not; the partition sensor or the first build registers the partition).
+        from elt_platform.orchestration.metadata import reused_materialization
+        from elt_platform.orchestration.partitions import sync_environment_partitions
+
         sync_environment_partitions(instance, [valid])
         # Every asset of the new partition serves the release's version: say so, so the UI's
         # partition status matches what `elt sql` returns (not "Missing").

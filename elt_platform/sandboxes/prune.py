@@ -13,7 +13,6 @@ from elt_platform.environments import (
     environment_from_name,
 )
 from elt_platform.errors import EnvironmentBusy, ProtectedEnvironment
-from elt_platform.orchestration.partitions import remove_environment_partition
 from elt_platform.sandboxes.experiment import ExperimentStore
 from elt_platform.store.ledger import LedgerKind
 from elt_platform.store.pointers import EnvironmentRecord
@@ -118,6 +117,9 @@ def drop_sandbox(
     finally:
         wh.locks.release_all()
     if instance is not None:
+        # Imported here: only a caller holding an instance has paid for Dagster's import.
+        from elt_platform.orchestration.partitions import remove_environment_partition
+
         remove_environment_partition(instance, env.name)
     freed = sum(b for a, v, b in owned if (a, v) in set(deleted))
     return DropResult(env.name, str(archived) if archived else None, deleted, freed)

@@ -197,6 +197,29 @@ class BuildStore:
             ).fetchall()
         return [_build(r) for r in rows]
 
+    def record_run_outcome(self, run_id: str, status: str) -> None:
+        """Remember how a finished run ended (its launcher knows), so planning can tell whether
+        its builds are usable without asking the orchestrator."""
+        with self.meta.transaction() as tx:
+            tx.execute(
+                "INSERT INTO run_outcomes (run_id, status, recorded_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,"
+                " recorded_at = excluded.recorded_at",
+                (run_id, status, utc_now()),
+            )
+
+    def run_outcomes(self, run_ids: Iterable[str | None]) -> dict[str, str]:
+        """run id -> recorded final status, for the runs whose launcher recorded one."""
+        ids = sorted({r for r in run_ids if r})
+        if not ids:
+            return {}
+        with self.meta.read() as con:
+            marks = ",".join("?" * len(ids))
+            rows = con.execute(
+                f"SELECT run_id, status FROM run_outcomes WHERE run_id IN ({marks})", ids
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     def in_run(self, run_id: str) -> list[Build]:
         with self.meta.read() as con:
             rows = con.execute(

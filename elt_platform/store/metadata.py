@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS build_checks (
     carried_from TEXT,
     PRIMARY KEY (build_id, check_name)
 );
+CREATE TABLE IF NOT EXISTS run_outcomes (
+    run_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS env_pointers (
     environment TEXT NOT NULL,
     asset TEXT NOT NULL,

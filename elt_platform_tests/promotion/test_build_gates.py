@@ -140,16 +140,27 @@ def test_the_analyst_path_promotes_and_staging_recomputes_only_the_change(demo):
     )  # fmt: skip
     sandbox = build_sandbox(settings, "bulk")
     assert sandbox.outcome and sandbox.outcome.success, sandbox.outcome
-    changed = {"int_orders_enriched", "customers", "orders", "daily_revenue"}
+    # A new column no downstream model reads (column lineage): only the model is recomputed.
+    changed = {"int_orders_enriched"}
     assert set(sandbox.plan.rebuild) == changed
+    for asset in ("customers", "orders", "daily_revenue"):
+        decision = sandbox.plan.decisions[asset]
+        assert not decision.rebuild and "non-breaking" in decision.reason, decision
 
     plan = plan_build(settings, "staging")
     built = build_environment(settings, "staging")
     assert built.success, built.error
     recomputed = _recomputed(wh, built.run_id)
-    assert set(plan.rebuild) == changed == recomputed - {a for a in recomputed if "/" in a}
+    assert set(plan.rebuild) == recomputed - {a for a in recomputed if "/" in a}
+    assert changed <= set(plan.rebuild)
+    for asset in ("customers", "orders"):
+        assert "non-breaking" in plan.decisions[asset].reason, plan.decisions[asset]
+    for asset in set(plan.rebuild) - changed:  # an earlier test reverted daily_revenue's code
+        assert plan.decisions[asset].reason == "code changed", plan.decisions[asset]
     reused = {b.asset for b in wh.builds.in_run(built.run_id) if b.reused_from}
-    assert len(reused) == DBT_MODELS - len(changed)
+    assert len(reused) == DBT_MODELS - len(plan.rebuild)
+    again = plan_build(settings, "staging")  # later plans accept the non-breaking input change
+    assert again.rebuild == [], again.decisions
     # Same content as the sandbox's build (no PII read), yet a build of its own, unmasked.
     staging = wh.environments.pointers("staging")
     assert staging["int_orders_enriched"] == wh.environments.pointers("bulk")["int_orders_enriched"]
@@ -178,10 +189,30 @@ def test_a_pii_model_promotes_from_staging_but_never_from_its_sandbox_build(demo
     assert wh.environments.pointers("prod")["customers"] == from_staging.manifest["customers"]
     sandbox_policy = policy.model_copy(update={"source_environment": "bulk"})
     from_sandbox = evaluate_candidate(wh, instance, graph, sandbox_policy, contracts)
-    sandbox_build = wh.environments.pointer_builds("bulk")["customers"]
+    # The analyst's edit is non-breaking for customers, which keeps the release's build in the
+    # sandbox; what the sandbox computed (on masked inputs) is the edited model.
+    computed = "int_orders_enriched"
+    sandbox_build = wh.environments.pointer_builds("bulk")[computed]
     expected = (
-        f"customers: version {wh.environments.pointers('bulk')['customers']} (build "
+        f"{computed}: version {wh.environments.pointers('bulk')[computed]} (build "
         f"{sandbox_build}) was computed on masked data in a sandbox"
     )
     assert any(p.startswith(expected) for p in from_sandbox.problems), from_sandbox.problems
     assert wh.builds.get(sandbox_build).masked
+
+
+def test_a_change_to_a_column_downstream_models_read_recomputes_them(demo):
+    settings, project, _ = demo
+    original = _edit(  # same values, other expression: every reader of order_amount recomputes
+        project, ENRICHED, "cast(orders.quantity * orders.unit_price as decimal(18, 2))",
+        "cast(orders.unit_price * orders.quantity as decimal(18, 2))",
+    )  # fmt: skip
+    try:
+        plan = plan_build(settings, "staging")
+        readers = {"customers", "orders", "daily_revenue"}
+        assert set(plan.rebuild) == {"int_orders_enriched", *readers}
+        for asset in readers:
+            assert plan.decisions[asset].reason == "upstream int_orders_enriched is rebuilt"
+    finally:
+        (project / ENRICHED).write_text(original)
+        load_definitions.cache_clear()
