@@ -16,6 +16,7 @@ import duckdb
 
 from elt_platform.access.control import READ, WRITE, AccessControl
 from elt_platform.environments import PROD
+from elt_platform.errors import UnknownEnvironment
 from elt_platform.project.policies import Action
 from elt_platform.store.catalog import CatalogStore
 from elt_platform.store.ledger import Ledger, LedgerEntry, LedgerKind, VerifyReport
@@ -37,6 +38,15 @@ class GovernedEnvironments:
     def get(self, name: str) -> EnvironmentRecord:
         self._access.check(READ, name)
         return self._inner.get(name)
+
+    def exists(self, name: str) -> bool:
+        """Whether `name` is a registered environment. Not access-checked: the names are public
+        (they are the Dagster partitions every UI user sees); nothing of an environment is read."""
+        try:
+            self._inner.get(name)
+        except UnknownEnvironment:
+            return False
+        return True
 
     def list(self) -> list[EnvironmentRecord]:
         """The environments the caller may read (others are left out, not refused)."""

@@ -47,9 +47,13 @@ class WarehouseResource(dg.ConfigurableResource):
         key = (self._run_tags or {}).get(PARTITION_TAG)
         if key:
             try:
-                self.warehouse.environments.get(environment_from_name(key).name)
-            except (InvalidEnvironmentName, UnknownEnvironment) as exc:
+                name = environment_from_name(key).name
+            except InvalidEnvironmentName as exc:
                 raise unregistered_partition(key, exc) from None
+            # Existence only: whether the run's identity may read or write it is the step's
+            # check (ledgered once, naming the identity).
+            if not self.warehouse.environments.exists(name):
+                raise unregistered_partition(key, UnknownEnvironment(f"no environment {name!r}"))
 
     @property
     def warehouse(self) -> GovernedWarehouse:
