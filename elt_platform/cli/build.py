@@ -29,8 +29,6 @@ def build(
 ) -> None:
     """Materialize assets in one environment as a Dagster run (unchanged models keep their
     build: only what changed and its downstream is recomputed)."""
-    from elt_platform.launch.runs import build_environment  # Dagster + dbt: only when building
-
     settings = load_settings()
     require_buildable(environment_from_name(environment))  # prod: refused before anything runs
     wh = open_warehouse(settings)
@@ -43,6 +41,7 @@ def build(
         return
     wh.authorize("write", environment)  # the run re-checks the identity carried by its tags
     # Start-up cost: Dagster and the Definitions (seconds) load only when a run is launched.
+    from elt_platform.launch.runs import build_environment
 
     tags = wh.access.identity.tags()
     outcome = build_environment(settings, environment, selection=select or None, tags=tags)
