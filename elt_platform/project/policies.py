@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from elt_platform.durations import parse_period
 from elt_platform.environments import CORE_ENVIRONMENTS, OWNER_PATTERN, validate_sandbox_name
@@ -103,6 +104,10 @@ def check_period(value: str | None) -> str | None:
     return value
 
 
+Owner = Annotated[str, AfterValidator(check_owner)]  # an e-mail address or team:<name>
+Period = Annotated[str, AfterValidator(check_period)]  # e.g. 30d
+
+
 class AssetGovernance(BaseModel):
     """Governance of one asset that its dbt YAML does not declare (dbt `meta` wins): which
     timestamp column dates its rows (`none` with a reason when rows never expire one by one),
@@ -111,20 +116,10 @@ class AssetGovernance(BaseModel):
     model_config = ConfigDict(extra="forbid")
     retention_column: str | None = None
     reason: str | None = None
-    owner: str | None = None
-    retention: str | None = None
+    owner: Owner | None = None
+    retention: Period | None = None
     description: str | None = None
     columns: dict[str, Sensitivity | None] = Field(default_factory=dict)  # column -> sensitivity
-
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, value: str | None) -> str | None:
-        return check_owner(value)
-
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: str | None) -> str | None:
-        return check_period(value)
 
     @model_validator(mode="after")
     def _reason_for_none(self) -> AssetGovernance:
@@ -142,19 +137,9 @@ class GovernanceDefaults(BaseModel):
     govern a project one cannot edit without declaring it twice."""
 
     model_config = ConfigDict(extra="forbid")
-    owner: str | None = None
-    retention: str | None = None
+    owner: Owner | None = None
+    retention: Period | None = None
     sensitivity: Sensitivity | None = None  # of columns declared nowhere (None: unclassified)
-
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, value: str | None) -> str | None:
-        return check_owner(value)
-
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: str | None) -> str | None:
-        return check_period(value)
 
 
 class Budget(BaseModel):
@@ -168,8 +153,8 @@ class PrivateDataset(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     description: str = Field(min_length=1)
-    owner: str
-    retention: str
+    owner: Owner
+    retention: Period
     regions: list[str] = Field(min_length=1)
     first_month: str
     last_month: str
@@ -177,16 +162,6 @@ class PrivateDataset(BaseModel):
     max_order_amount: float = Field(gt=0)
     budget: Budget
     consumers: dict[str, Budget] = Field(default_factory=dict)
-
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, value: str) -> str:
-        return check_owner(value)
-
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: str) -> str:
-        return check_period(value)
 
     @field_validator("first_month", "last_month", mode="before")
     @classmethod
