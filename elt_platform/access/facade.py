@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -24,7 +25,6 @@ from elt_platform.access.governed_parts import (
 )
 from elt_platform.access.identity import Identity
 from elt_platform.access.masking import sandbox_relation_sql
-from elt_platform.access.query_guard import CheckedQuery, QueryResult, check_select
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import InvalidQuery, QueryRefused
 from elt_platform.project.code_version import current_code_version
@@ -39,6 +39,9 @@ from elt_platform.store.metadata import MetadataStore
 from elt_platform.store.releases import PublishResult
 from elt_platform.store.versions import Version
 from elt_platform.store.warehouse import Warehouse
+
+if TYPE_CHECKING:  # sqlglot (0.1 s) loads only when a query is checked
+    from elt_platform.access.query_guard import CheckedQuery, QueryResult
 
 QUERY = "query"  # the action recorded when a user query is refused
 LEDGER_KEY_ENV_VAR = "ELT_LEDGER_KEY"
@@ -121,6 +124,8 @@ class GovernedWarehouse:
     ) -> CheckedQuery:
         """`sql` as one checked read-only SELECT over `allowed`; a refusal is ledgered."""
         try:
+            from elt_platform.access.query_guard import check_select
+
             return check_select(sql, allowed, dialect=dialect, default_schema=default_schema)
         except QueryRefused as exc:
             message = exc.args[0]
@@ -162,6 +167,8 @@ class GovernedWarehouse:
                     f"query failed: {_first_line(exc)}",
                     hint=f"check table and column names (`elt env show {env}` lists the views)",
                 ) from None
+            from elt_platform.access.query_guard import QueryResult
+
             return QueryResult([d[0] for d in cursor.description or []], rows)
         finally:
             con.close()

@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass, field
 
 from elt_platform.access.masking_policy import ANY, AUTO, KEEP, PiiColumns
-from elt_platform.project.contracts.from_dbt import contracts_for
 from elt_platform.project.manifest import load_manifest
 from elt_platform.project.policies import Policies
 from elt_platform.project.project_file import load_policies
@@ -54,7 +53,7 @@ def declared_sensitivity(settings: Settings, policies: Policies | None = None) -
     policies = policies or load_policies(settings)
     columns = {
         asset: {c.name: str(c.sensitivity) for c in contract.columns if c.sensitivity}
-        for asset, contract in contracts_for(settings, policies).items()
+        for asset, contract in _contracts_for(settings, policies).items()
     }
     default = policies.defaults.sensitivity
     return SensitivityMap(
@@ -81,3 +80,11 @@ def masking_rules(settings: Settings) -> PiiColumns | None:
     if levels.default:  # what a column declared nowhere gets (listed under asset `*`)
         out[ANY] = {ANY: AUTO if levels.default == "pii" else KEEP}
     return out
+
+
+def _contracts_for(settings: Settings, policies: Policies) -> dict:
+    # The contract models (pydantic, pandas types) load only when sensitivity is first read,
+    # not for every command that opens the warehouse.
+    from elt_platform.project.contracts.from_dbt import contracts_for
+
+    return contracts_for(settings, policies)
