@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml requirements.lock
 	elif $(BIN)/pip install -q uv==0.13.9 >/dev/null 2>&1; then UV=$(BIN)/uv; \
 	else UV=; fi; \
 	if [ -n "$$UV" ]; then \
-	  $$UV pip install --python $(BIN)/python --compile-bytecode -r requirements.lock -e '.[dev]'; \
+	  $$UV pip install --python $(BIN)/python --compile-bytecode -r requirements.lock -e '.[dev,scale]'; \
 	else \
-	  $(BIN)/pip install -q -r requirements.lock -e '.[dev]'; \
+	  $(BIN)/pip install -q -r requirements.lock -e '.[dev,scale]'; \
 	fi
 	touch $(STAMP)
 
