@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     command = args[args.index("--") + 1 :] if "--" in args else []
     if not command:
         raise SystemExit("run DIR -- COMMAND ...")
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)  # unwinds through `running`, which stops the server
+
+    signal.signal(signal.SIGTERM, terminate)
     with running(root) as service:
         print(f"PostgreSQL {service.url} (pid {service.pid})", file=sys.stderr)
         env = {**os.environ, URL_VAR: service.url}

@@ -100,13 +100,16 @@ def copy_metadata(source: str, target: str) -> None:
 
 
 def direct_sql(meta, *statements) -> list:
-    """Run `(sql, params)` statements on a metadata store (`wh.meta`) directly, triggers off, as
+    """Run `(sql, params)` statements on a metadata store (`wh.meta`, or an installation's
+    Settings) directly, triggers off, as
     someone bypassing the platform would; returns the last statement's rows as dicts."""
     rows: list = []
-    if meta.url is None:
+    url = meta.url if hasattr(meta, "url") else meta.metadata_url  # a store, or Settings
+    if url is None:
         import sqlite3
 
-        con = sqlite3.connect(meta.path, isolation_level=None)
+        path = meta.path if hasattr(meta, "path") else meta.metadata_path
+        con = sqlite3.connect(path, isolation_level=None)
         con.row_factory = sqlite3.Row
         try:
             con.execute("DROP TRIGGER IF EXISTS ledger_no_update")
@@ -121,7 +124,7 @@ def direct_sql(meta, *statements) -> list:
 
     from elt_platform.store.postgres import translate
 
-    con = psycopg2.connect(meta.url)
+    con = psycopg2.connect(url)
     try:
         con.autocommit = True
         with con.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:

@@ -44,10 +44,14 @@ def prepare_dagster_home(settings: Settings) -> None:
 
 def open_instance(settings: Settings) -> dg.DagsterInstance:
     prepare_dagster_home(settings)
+    url = settings.dagster_postgres_url
+    if url is not None:  # one line now, rather than Dagster's retries and traceback
+        from elt_platform.store.postgres import probe
+
+        probe(url, "Dagster storage")
     try:
         return dg.DagsterInstance.from_config(str(settings.dagster_home))
     except Exception as exc:
-        url = settings.dagster_postgres_url
         if url is None or not _is_connection_error(exc):
             raise
         raise unavailable("Dagster storage", url, _root(exc)) from None

@@ -239,8 +239,13 @@ def connection(url: str, *, writing: bool, service: str = "metadata store") -> I
     snapshot)."""
     try:
         raw = engine(url).raw_connection()
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        raise unavailable(service, url, getattr(exc, "orig", exc)) from None
+    except (
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        psycopg2.OperationalError,
+        psycopg2.InterfaceError,
+    ) as exc:
+        raise unavailable(service, url, getattr(exc, "orig", None) or exc) from None
     try:
         con = PgConnection(raw, url, writing=writing)
         if writing:
@@ -269,6 +274,16 @@ def _end_read(dbapi: Any) -> None:
         if dbapi.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
             dbapi.cursor().execute("ROLLBACK")
         dbapi.autocommit = False
+
+
+def probe(url: str, service: str) -> None:
+    """Connect once to `url` (for a service whose own client would retry for long, e.g. Dagster's
+    storage): ServiceUnavailable naming `service` when the server does not answer or refuses."""
+    try:
+        dsn = sa.engine.make_url(driver_url(url)).set(drivername="postgresql")
+        psycopg2.connect(dsn.render_as_string(False), connect_timeout=CONNECT_TIMEOUT).close()
+    except psycopg2.Error as exc:
+        raise unavailable(service, url, exc) from None
 
 
 @lru_cache(maxsize=512)
