@@ -39,6 +39,7 @@ test: $(STAMP) browser
 # storage run against it, plus elt_platform_tests/scale (deselected by plain `make test`).
 SCALE_TESTS := elt_platform_tests/scale elt_platform_tests/store \
   elt_platform_tests/audit/test_ledger.py elt_platform_tests/audit/test_tamper.py \
+  elt_platform_tests/governance/test_retention.py elt_platform_tests/promotion/test_gc_pending.py \
   elt_platform_tests/promotion/test_kill9.py elt_platform_tests/promotion/test_promotion.py \
   elt_platform_tests/sandboxes/test_create.py elt_platform_tests/sandboxes/test_prune.py \
   elt_platform_tests/test_concurrency.py

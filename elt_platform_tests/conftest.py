@@ -99,10 +99,11 @@ def copy_metadata(source: str, target: str) -> None:
         con.close()
 
 
-def direct_sql(meta, *statements) -> list:
+def direct_sql(meta, *statements, bypass: bool = True) -> list:
     """Run `(sql, params)` statements on a metadata store (`wh.meta`, or an installation's
     Settings) directly, triggers off, as
-    someone bypassing the platform would; returns the last statement's rows as dicts."""
+    someone bypassing the platform would (`bypass=False`: a plain read, triggers untouched);
+    returns the last statement's rows as dicts."""
     rows: list = []
     url = meta.url if hasattr(meta, "url") else meta.metadata_url  # a store, or Settings
     if url is None:
@@ -112,8 +113,9 @@ def direct_sql(meta, *statements) -> list:
         con = sqlite3.connect(path, isolation_level=None)
         con.row_factory = sqlite3.Row
         try:
-            con.execute("DROP TRIGGER IF EXISTS ledger_no_update")
-            con.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
+            if bypass:
+                con.execute("DROP TRIGGER IF EXISTS ledger_no_update")
+                con.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
             for sql, *args in statements:
                 rows = [dict(r) for r in con.execute(sql, *args).fetchall()]
         finally:
@@ -128,7 +130,8 @@ def direct_sql(meta, *statements) -> list:
     try:
         con.autocommit = True
         with con.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SET session_replication_role = replica")  # a superuser skips triggers
+            if bypass:  # a superuser skips triggers
+                cur.execute("SET session_replication_role = replica")
             for sql, *args in statements:
                 cur.execute(translate(sql), *(args or [()]))
                 rows = [dict(r) for r in cur.fetchall()] if cur.description else []
