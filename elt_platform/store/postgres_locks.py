@@ -3,8 +3,10 @@ advisory locks, one dedicated connection per held lock, so two machines cannot w
 environment and a crashed or killed holder releases its locks with its connection.
 
 Who holds a lock is recorded in `environment_locks` (for the busy message); the advisory lock, not
-the row, is what excludes. `store/locks.py` keeps the in-process bookkeeping (re-entry by the run a
-launcher executes in its own process) for both backends.
+the row, is what excludes. The lock's key is `hashtext(environment)`: two names with the same
+32-bit hash would exclude each other (a false "busy", never two writers). `store/locks.py` keeps
+the in-process bookkeeping (re-entry by the run a launcher executes in its own process) for both
+backends.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""URLs of the services the scale profile uses (PostgreSQL, Redis, object stores): validation,
-the driver PostgreSQL needs, redaction for messages, and the one-line error naming a service
-that did not answer. No driver is imported here."""
+"""PostgreSQL URLs of the control plane (ELT_METADATA_URL, ELT_DAGSTER_STORAGE_URL): validation,
+the driver they need, redaction for messages, and the one-line error naming a service that did
+not answer. No driver is imported here, so the SQLite default never needs one."""
 
 from __future__ import annotations
 
 import re
-
-from sqlalchemy.engine import make_url
 
 from elt_platform.errors import InvalidServiceUrl, ServiceUnavailable
 
@@ -14,6 +12,8 @@ from elt_platform.errors import InvalidServiceUrl, ServiceUnavailable
 def driver_url(url: str) -> str:
     """The URL with psycopg2 as its driver (SQLAlchemy 2.1 maps plain `postgresql://` to
     psycopg 3; `postgres://` is a common spelling of the same)."""
+    from sqlalchemy.engine import make_url  # not at import: the SQLite default never needs it
+
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -30,6 +30,8 @@ def redact(url: str) -> str:
 
 def describe(url: str) -> str:
     """`host:port/database` of a URL, for one-line errors."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(driver_url(url))
     return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
 
