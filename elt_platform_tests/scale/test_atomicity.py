@@ -62,3 +62,31 @@ def test_a_failure_before_commit_leaves_prod_on_its_release(tmp_path, pg_url, mo
     fresh.publish("staging", triggered_by="test")
     assert fresh.releases.current().manifest == new_manifest
     assert fresh.ledger.verify().ok
+
+
+WRITER = """
+import sys
+from elt_platform.store.warehouse import Warehouse
+
+wh = Warehouse(sys.argv[1], metadata=sys.argv[2])
+for i in range(25):
+    wh.ledger.append("sandbox.created", actor=f"user:{sys.argv[3]}", environment=f"s{i}")
+"""
+
+
+def test_concurrent_writers_on_other_machines_keep_the_ledger_chain_whole(tmp_path, pg_url):
+    """Writers are serialised as SQLite's BEGIN IMMEDIATE serialises them: three processes (each
+    with its own warehouse folder) appending at once leave one unbroken hash chain."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / f"m{n}"), pg_url, str(n)])
+        for n in range(3)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    wh = Warehouse(tmp_path / "reader", metadata=pg_url)
+    entries = wh.ledger.entries()
+    assert [e.seq for e in entries] == list(range(1, 76))
+    assert {e.actor for e in entries} == {"user:0", "user:1", "user:2"}
+    assert wh.ledger.verify().ok
