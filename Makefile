@@ -7,7 +7,7 @@ PORT ?= 3000
 export UV_COMPILE_BYTECODE := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install browser demo test dev dev-stop bench docs lint format clean
+.PHONY: install browser postgres demo test test-scale dev dev-stop bench docs lint format clean
 
 install: $(STAMP)
 
@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml requirements.lock
 	elif $(BIN)/pip install -q uv==0.13.9 >/dev/null 2>&1; then UV=$(BIN)/uv; \
 	else UV=; fi; \
 	if [ -n "$$UV" ]; then \
-	  $$UV pip install --python $(BIN)/python --compile-bytecode -r requirements.lock -e '.[dev]'; \
+	  $$UV pip install --python $(BIN)/python --compile-bytecode -r requirements.lock -e '.[dev,scale]'; \
 	else \
-	  $(BIN)/pip install -q -r requirements.lock -e '.[dev]'; \
+	  $(BIN)/pip install -q -r requirements.lock -e '.[dev,scale]'; \
 	fi
 	touch $(STAMP)
 
@@ -32,6 +32,35 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	mkdir -p .pytest_tmp
 	PYTEST_DEBUG_TEMPROOT=$(CURDIR)/.pytest_tmp $(BIN)/python -m pytest -q elt_platform_tests
+
+# The control plane on PostgreSQL (README: running at scale): a throwaway server from Debian's
+# postgresql package on 127.0.0.1 on a free port (elt_demo/services.py, stopped by PID at the end,
+# also on failure), and the platform tests that touch the metadata store, locks and Dagster's
+# storage run against it, plus elt_platform_tests/scale (deselected by plain `make test`).
+SCALE_TESTS := elt_platform_tests/scale elt_platform_tests/store \
+  elt_platform_tests/audit/test_ledger.py elt_platform_tests/audit/test_tamper.py \
+  elt_platform_tests/governance/test_retention.py elt_platform_tests/promotion/test_gc_pending.py \
+  elt_platform_tests/promotion/test_kill9.py elt_platform_tests/promotion/test_promotion.py \
+  elt_platform_tests/sandboxes/test_create.py elt_platform_tests/sandboxes/test_prune.py \
+  elt_platform_tests/test_concurrency.py
+
+test-scale: $(STAMP) postgres
+	mkdir -p .pytest_tmp
+	pg_dir=$$(mktemp -d /tmp/elt-test-postgres.XXXXXX) && \
+	PYTEST_DEBUG_TEMPROOT=$(CURDIR)/.pytest_tmp $(BIN)/python -m elt_demo.services run $$pg_dir -- \
+	  $(BIN)/python -m pytest -q $(SCALE_TESTS); \
+	status=$$?; rm -rf $$pg_dir; exit $$status
+
+# Nothing to do when PostgreSQL's server binaries are there; as root (CI) apt-get installs them.
+postgres:
+	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing postgresql (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+	  echo "PostgreSQL is missing: install it with 'sudo apt-get install -y postgresql' (make test-scale needs it)"; \
+	  exit 1; \
+	fi
 
 # The browser test (elt_platform_tests/ui) drives Debian's chromium through Playwright (a dev
 # dependency; Playwright's own browser download is not reachable here). Nothing to do when

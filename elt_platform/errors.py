@@ -147,3 +147,14 @@ class QueryRefused(AccessDenied):
 
 class VersionTampered(EltError):
     hint = "`elt audit verify --data` lists every damaged version"
+
+
+class ServiceUnavailable(EltError):
+    """A server the platform depends on (PostgreSQL) did not answer or refused the credentials;
+    the message names the service, the hint what to check."""
+
+    hint = "check the URL in your settings (host, port, database, user, password) and the server"
+
+
+class InvalidServiceUrl(EltError):
+    hint = "ELT_METADATA_URL / ELT_DAGSTER_STORAGE_URL: postgresql://USER:PASSWORD@HOST:PORT/DB"

@@ -23,6 +23,8 @@ ENV_VARS = {
     "ledger_anchor_path": "ELT_LEDGER_ANCHOR",
     "project_file_override": "ELT_PROJECT_FILE",
     "openlineage_url": "ELT_OPENLINEAGE_URL",
+    "metadata_url": "ELT_METADATA_URL",
+    "dagster_storage_url": "ELT_DAGSTER_STORAGE_URL",
 }
 ALIASES = {"ELT_PROJECT_DIR": "ELT_DBT_PROJECT_DIR"}  # the name earlier versions read
 PROJECT_FILE_NAME = "elt_project.yml"
@@ -42,6 +44,9 @@ class Settings:
     project_file_override: Path | None = None  # the platform file, when not inside the project
     # Where OpenLineage events go: an HTTP endpoint, or None for the warehouse's JSON-lines file.
     openlineage_url: str | None = None
+    # The control plane at scale (README: running at scale); None keeps the embedded SQLite.
+    metadata_url: str | None = None  # postgresql://... (default: warehouse/meta.sqlite)
+    dagster_storage_url: str | None = None  # Dagster's storage (default: metadata_url if Postgres)
 
     @property
     def warehouse_dir(self) -> Path:
@@ -50,6 +55,28 @@ class Settings:
     @property
     def metadata_path(self) -> Path:
         return self.warehouse_dir / "meta.sqlite"
+
+    @property
+    def metadata_location(self) -> str:
+        """The metadata store's URL: ELT_METADATA_URL, else the SQLite file in the warehouse."""
+        return self.metadata_url or f"sqlite:///{self.metadata_path}"
+
+    @property
+    def metadata_on_postgres(self) -> bool:
+        return bool(self.metadata_url) and not self.metadata_location.startswith("sqlite")
+
+    @property
+    def has_metadata(self) -> bool:
+        """Whether an installation's metadata store exists (a PostgreSQL one always may)."""
+        return self.metadata_on_postgres or self.metadata_path.exists()
+
+    @property
+    def dagster_postgres_url(self) -> str | None:
+        """Where Dagster keeps runs, events and schedules when not in DAGSTER_HOME's SQLite
+        files: ELT_DAGSTER_STORAGE_URL, else the metadata store's PostgreSQL URL."""
+        if self.dagster_storage_url:
+            return self.dagster_storage_url
+        return self.metadata_url if self.metadata_on_postgres else None
 
     @property
     def dbt_state_dir(self) -> Path:
@@ -99,4 +126,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get("ELT_PROJECT_FILE")
         else None,
         openlineage_url=env.get(ENV_VARS["openlineage_url"]) or None,
+        metadata_url=env.get(ENV_VARS["metadata_url"]) or None,
+        dagster_storage_url=env.get(ENV_VARS["dagster_storage_url"]) or None,
     )

@@ -43,7 +43,7 @@ def test_two_environments_build_concurrently_in_separate_processes(platform_home
 def test_a_second_writer_of_the_same_environment_fails_fast_and_changes_nothing(platform_home):
     wh = open_warehouse(platform_home)
     before = wh.environments.pointers(STAGING)
-    other_run = EnvironmentLocks(wh.root / "locks")
+    other_run = EnvironmentLocks(wh.root / "locks", url=platform_home.metadata_url)
     other_run.acquire(STAGING, holder="run other-run-id")
     try:
         proc = run_cli(platform_home, "build", STAGING, "--select", "raw/products")
@@ -60,7 +60,7 @@ def test_a_launcher_holds_the_lock_across_its_in_process_run(platform_home):
     """`elt build` locks the environment before the run and keeps it until the run ends (the
     run re-enters the lock), so no second writer starts in the gap between check and run."""
     wh = open_warehouse(platform_home)
-    launcher = EnvironmentLocks(wh.root / "locks")
+    launcher = EnvironmentLocks(wh.root / "locks", url=platform_home.metadata_url)
     launcher.acquire(STAGING, holder="a build of staging (user:test)", share_in_process=True)
     try:
         outcome = build_environment(platform_home, STAGING, selection=["raw/products"])

@@ -236,6 +236,7 @@ def open_store(settings: Settings) -> Warehouse:
         sandbox_relations=sandbox_relation_sql,
         code_version=lambda: current_code_version(settings.dbt_project_dir).label,
         anchor=LedgerAnchor(settings.ledger_anchor_path, ledger_key),
+        metadata=settings.metadata_url,
     )
 
 

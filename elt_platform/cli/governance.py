@@ -30,7 +30,7 @@ def check(
     from elt_platform.checks.compliance import check_compliance
 
     settings = load_settings()
-    wh = open_warehouse(settings) if installation and settings.metadata_path.exists() else None
+    wh = open_warehouse(settings) if installation and settings.has_metadata else None
     report = check_compliance(settings, wh=wh)
     for violation in report.violations:
         console.print(f"[red]violation[/] {escape(str(violation))}", highlight=False)

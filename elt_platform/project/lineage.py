@@ -334,8 +334,8 @@ def load_lineage(settings: Settings, *, stored_schemas: bool = True) -> LineageG
     cfg = load_dbt_project(settings)
     manifest = json.loads(prepare_manifest(cfg).read_text())
     known: dict[str, dict[str, str]] = seed_columns(manifest, cfg.project_dir)
-    if stored_schemas and settings.metadata_path.exists():
-        store = VersionStore(settings.warehouse_dir, MetadataStore(settings.metadata_path))
+    if stored_schemas and settings.has_metadata:
+        store = VersionStore(settings.warehouse_dir, MetadataStore(settings.metadata_location))
         for version in store.list():
             known[version.asset] = dict(version.schema)  # newest last, so newest wins
     return build_graph(

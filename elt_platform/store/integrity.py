@@ -30,7 +30,7 @@ SELECT asset, version_id, group_concat(place, ', ') FROM (
     UNION
     SELECT e.asset, e.version_id, 'release ' || e.release_id FROM release_entries e
     JOIN releases r USING (release_id) WHERE r.collected_at IS NULL
-) GROUP BY asset, version_id ORDER BY asset, version_id
+) AS live GROUP BY asset, version_id ORDER BY asset, version_id
 """
 
 

@@ -116,9 +116,13 @@ class Ledger:
         with self.meta.read() as con:
             con.executescript(SCHEMA)
             present = {r[1] for r in con.execute("PRAGMA table_info(ledger)")}
-            for column, sql_type in _ADDED_COLUMNS.items():
-                if column not in present:
-                    con.execute(f"ALTER TABLE ledger ADD COLUMN {column} {sql_type}")
+        if set(_ADDED_COLUMNS) - present:
+            # Under the write lock, looking again: another process may be adding them too.
+            with self.meta.transaction() as tx:
+                present = {r[1] for r in tx.execute("PRAGMA table_info(ledger)")}
+                for column, sql_type in _ADDED_COLUMNS.items():
+                    if column not in present:
+                        tx.execute(f"ALTER TABLE ledger ADD COLUMN {column} {sql_type}")
 
     def append(
         self,

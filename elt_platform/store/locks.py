@@ -1,4 +1,6 @@
-"""Exclusive per-environment write locks (fcntl), released by the kernel if the holder dies.
+"""Exclusive per-environment write locks, released if the holder dies: `flock` on a file beside
+the warehouse (the default), or a PostgreSQL advisory lock when the metadata store is on
+PostgreSQL (`store/postgres_locks.py`), so that writers on different machines exclude each other.
 
 A launcher that locks an environment and then executes the run in-process (`elt build`) shares
 its lock with that process: the run's own acquire re-enters it, so no other writer can slip in
@@ -14,12 +16,13 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from elt_platform.errors import EnvironmentBusy
 
-# Lock file -> (open handle holding the flock, holders in this process, shared in the process).
-_PROCESS_LOCKS: dict[Path, tuple[IO[str], int, bool]] = {}
+# Lock key (a lock file, or a URL and environment) -> (the handle holding the OS or server lock,
+# holders in this process, shared in the process).
+_PROCESS_LOCKS: dict[Any, tuple[Any, int, bool]] = {}
 _GUARD = threading.Lock()
 
 
@@ -28,43 +31,39 @@ class EnvironmentLocks:
     """Holds the locks one holder (a run, a launcher) has taken, until `release_all`."""
 
     lock_dir: Path
-    _held: dict[str, Path] = field(default_factory=dict)
+    url: str | None = None  # the metadata store's PostgreSQL URL: advisory locks there
+    _held: dict[str, Any] = field(default_factory=dict)
 
     def acquire(self, environment: str, holder: str, *, share_in_process: bool = False) -> None:
         """Take the write lock for `environment` or fail at once naming the current holder.
         `share_in_process`: a launcher lets the run it executes in this process re-enter it."""
         if environment in self._held:
             return
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
-        path = (self.lock_dir / f"{environment}.lock").resolve()
+        key = self._key(environment)
         with _GUARD:
-            if path in _PROCESS_LOCKS:
-                handle, count, shared = _PROCESS_LOCKS[path]
+            if key in _PROCESS_LOCKS:
+                handle, count, shared = _PROCESS_LOCKS[key]
                 if not shared:
-                    handle.seek(0)
                     raise EnvironmentBusy(
-                        f"environment {environment!r} is being written by "
-                        f"{_describe(handle.read())}"
+                        f"environment {environment!r} is being written by {_holder_of(handle)}"
                     )
-                _PROCESS_LOCKS[path] = (handle, count + 1, shared)
-                self._held[environment] = path
+                _PROCESS_LOCKS[key] = (handle, count + 1, shared)
+                self._held[environment] = key
                 return
-            handle = open(path, "a+")  # noqa: SIM115 - kept open while the lock is held
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                current = _describe(handle.read())
-                handle.close()
-                raise EnvironmentBusy(
-                    f"environment {environment!r} is being written by {current}"
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(json.dumps({"holder": holder, "pid": os.getpid()}))
-            handle.flush()
-            _PROCESS_LOCKS[path] = (handle, 1, share_in_process)
-            self._held[environment] = path
+            if self.url is not None:
+                from elt_platform.store.postgres_locks import lock_environment
+
+                handle = lock_environment(self.url, environment, holder)
+            else:
+                handle = _flock(key, environment, holder)
+            _PROCESS_LOCKS[key] = (handle, 1, share_in_process)
+            self._held[environment] = key
+
+    def _key(self, environment: str) -> Any:
+        if self.url is not None:
+            return (self.url, environment)
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        return (self.lock_dir / f"{environment}.lock").resolve()
 
     def ensure_free(self, environment: str) -> None:
         """Fail fast (before launching a run) if another process is writing `environment`."""
@@ -78,15 +77,42 @@ class EnvironmentLocks:
             self._release(environment)
 
     def _release(self, environment: str) -> None:
-        path = self._held.pop(environment)
+        key = self._held.pop(environment)
         with _GUARD:
-            handle, count, shared = _PROCESS_LOCKS[path]
+            handle, count, shared = _PROCESS_LOCKS[key]
             if count > 1:
-                _PROCESS_LOCKS[path] = (handle, count - 1, shared)
+                _PROCESS_LOCKS[key] = (handle, count - 1, shared)
                 return
-            del _PROCESS_LOCKS[path]
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
+            del _PROCESS_LOCKS[key]
+            if isinstance(key, Path):
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                handle.close()
+            else:
+                handle.release()
+
+
+def _flock(path: Path, environment: str, holder: str) -> IO[str]:
+    handle = open(path, "a+")  # noqa: SIM115 - kept open while the lock is held
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        current = _holder_of(handle)
+        handle.close()
+        raise EnvironmentBusy(
+            f"environment {environment!r} is being written by {current}"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps({"holder": holder, "pid": os.getpid()}))
+    handle.flush()
+    return handle
+
+
+def _holder_of(handle: Any) -> str:
+    if not hasattr(handle, "seek"):
+        return handle.describe()  # an advisory lock held in this process
+    handle.seek(0)
+    return _describe(handle.read())
 
 
 def _describe(raw: str) -> str:

@@ -1,8 +1,10 @@
-"""The metadata store: one SQLite file (WAL) holding versions, builds, pointers, environments and
-releases.
+"""The metadata store: versions, builds, pointers, environments, releases, the ledger and the
+domains' bookkeeping tables, in one SQLite file (WAL; the default) or one PostgreSQL database
+(`ELT_METADATA_URL`, README: running at scale).
 
 It is the single source of truth; catalogs and Dagster metadata are derived from it. The SQL is
-plain and portable so the same schema can live in Postgres at scale.
+written once in a plain SQLite flavour (`?` parameters, `ON CONFLICT`, SQLite DDL) and
+`store/postgres.py` runs it on Postgres; `read()` and `transaction()` are the only way in.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from elt_platform.store.service_urls import metadata_backend, redact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS environments (
@@ -115,7 +120,7 @@ CREATE INDEX IF NOT EXISTS ix_builds_run ON builds(run_id);
 """
 
 
-def _migrate(con: sqlite3.Connection) -> None:
+def _migrate(con: Any) -> None:
     """Additive schema changes for metadata files created by earlier versions."""
     columns = {r[1] for r in con.execute("PRAGMA table_info(releases)")}
     if "collected_at" not in columns:
@@ -133,15 +138,38 @@ def utc_now() -> str:
 
 
 class MetadataStore:
-    """Thin access to the SQLite metadata file; every write goes through `transaction()`."""
+    """The metadata store at a location: a SQLite file path (or `sqlite:///path`), or a
+    PostgreSQL URL. Every write goes through `transaction()`; connections behave like
+    `sqlite3.Connection` on both backends (rows by name and position)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, location: Path | str) -> None:
+        self.url: str | None = None
+        self.path: Path | None = None
+        if metadata_backend(str(location)) == "postgresql":
+            # psycopg2 comes with the `scale` extra: imported only when a URL asks for it.
+            from elt_platform.store import postgres
+
+            self.url = str(location)
+            self._pg = postgres
+            postgres.ensure_schema(self.url, SCHEMA)
+            with self.transaction() as con:
+                _migrate(con)
+            return
+        self.path = Path(str(location).removeprefix("sqlite:///"))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
             _migrate(con)
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.url is None else "postgresql"
+
+    @property
+    def location(self) -> str:
+        """The store's URL, for messages (without a password)."""
+        return f"sqlite:///{self.path}" if self.url is None else redact(self.url)
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -151,7 +179,12 @@ class MetadataStore:
         return con
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[Any]:
+        """A connection for reads (autocommit; `BEGIN` ... `COMMIT` reads one snapshot)."""
+        if self.url is not None:
+            with self._pg.connection(self.url, writing=False) as con:
+                yield con
+            return
         con = self._connect()
         try:
             yield con
@@ -159,8 +192,13 @@ class MetadataStore:
             con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """An IMMEDIATE transaction: all its writes become visible together or not at all."""
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction: all its writes become visible together or not at all, and
+        writers are serialised (SQLite: BEGIN IMMEDIATE; Postgres: one advisory lock)."""
+        if self.url is not None:
+            with self._pg.connection(self.url, writing=True) as con:
+                yield con
+            return
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")

@@ -32,9 +32,11 @@ class Warehouse:
         sandbox_relations: SandboxRelations | None = None,
         code_version: Callable[[], str | None] | None = None,
         anchor: LedgerAnchor | None = None,
+        metadata: str | None = None,
     ) -> None:
         self.root = Path(root)
-        self.meta = MetadataStore(self.root / "meta.sqlite")
+        # The metadata store's URL (PostgreSQL at scale); by default a SQLite file under root.
+        self.meta = MetadataStore(metadata or self.root / "meta.sqlite")
         self.versions = VersionStore(self.root, self.meta)
         self.builds = BuildStore(self.meta)
         self.environments = EnvironmentRegistry(self.meta)
@@ -45,7 +47,7 @@ class Warehouse:
             self.versions,
             sandbox_relations=sandbox_relations,
         )
-        self.locks = EnvironmentLocks(self.root / "locks")
+        self.locks = EnvironmentLocks(self.root / "locks", url=self.meta.url)
         self.ledger = Ledger(self.meta, code_version, anchor)
         self.environments.ensure_core()
 

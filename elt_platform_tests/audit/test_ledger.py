@@ -12,12 +12,18 @@ from elt_platform.orchestration.instance import open_instance
 from elt_platform.store import releases
 from elt_platform.store.ledger import GENESIS, LedgerKind, entry_hash
 from elt_platform.store.warehouse import Warehouse
-from elt_platform_tests.conftest import make_settings, run_cli
+from elt_platform_tests.conftest import direct_sql, make_settings, new_warehouse, run_cli
+
+try:  # the store's errors on either backend (psycopg2: make test-scale)
+    from psycopg2 import IntegrityError as PgIntegrityError
+except ImportError:  # pragma: no cover
+    PgIntegrityError = sqlite3.IntegrityError
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, PgIntegrityError)
 
 
 @pytest.fixture
 def wh(tmp_path):
-    wh = Warehouse(tmp_path / "warehouse")
+    wh = new_warehouse(tmp_path / "warehouse")
     for i in range(1, 6):
         wh.ledger.append(
             "sandbox.created",
@@ -31,24 +37,12 @@ def wh(tmp_path):
 
 
 def _tamper(wh, *statements):
-    """Edit the SQLite file directly, as someone bypassing the platform would."""
-    con = sqlite3.connect(wh.meta.path, isolation_level=None)
-    try:
-        con.execute("DROP TRIGGER ledger_no_update")
-        con.execute("DROP TRIGGER ledger_no_delete")
-        for sql, *args in statements:
-            con.execute(sql, *args)
-    finally:
-        con.close()
+    """Edit the metadata store directly, as someone bypassing the platform would."""
+    direct_sql(wh.meta, *statements)
 
 
 def _row(wh, seq):
-    con = sqlite3.connect(wh.meta.path)
-    con.row_factory = sqlite3.Row
-    try:
-        return dict(con.execute("SELECT * FROM ledger WHERE seq = ?", (seq,)).fetchone())
-    finally:
-        con.close()
+    return direct_sql(wh.meta, ("SELECT * FROM ledger WHERE seq = ?", (seq,)))[0]
 
 
 def test_untouched_chain_verifies_and_links_each_entry_to_the_previous_hash(wh):
@@ -64,9 +58,9 @@ def test_untouched_chain_verifies_and_links_each_entry_to_the_previous_hash(wh):
 
 
 def test_platform_connections_cannot_update_or_delete_entries(wh):
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"), wh.meta.transaction() as tx:
+    with pytest.raises(INTEGRITY_ERRORS, match="append-only"), wh.meta.transaction() as tx:
         tx.execute("UPDATE ledger SET actor = 'x' WHERE seq = 1")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"), wh.meta.transaction() as tx:
+    with pytest.raises(INTEGRITY_ERRORS, match="append-only"), wh.meta.transaction() as tx:
         tx.execute("DELETE FROM ledger WHERE seq = 1")
     assert wh.ledger.verify().ok
 
@@ -210,7 +204,7 @@ def _write(wh, asset, sql):
 
 
 def test_failed_publish_leaves_no_ledger_entry(tmp_path, monkeypatch):
-    wh = Warehouse(tmp_path / "warehouse")
+    wh = new_warehouse(tmp_path / "warehouse")
     wh.commit_pointers("staging", {"raw/t": _write(wh, "raw/t", "SELECT 1 AS id")}, run_id="b")
 
     def crash(*args, **kwargs):
@@ -241,10 +235,10 @@ def test_publish_entry_links_to_the_dagster_run_that_built_the_release(platform_
     assert run is not None and run.tags["elt/environment"] == "staging"
 
 
-@dg.op(config_schema={"root": str})
+@dg.op(config_schema={"root": str, "metadata": dg.Field(str, default_value="")})
 def rollback_op(context: dg.OpExecutionContext) -> None:
     """Stands in for the promotion package's rollback run: the ledger must keep its run id."""
-    wh = Warehouse(context.op_config["root"])
+    wh = Warehouse(context.op_config["root"], metadata=context.op_config["metadata"] or None)
     wh.rollback(context.run.tags["elt/release"], actor="sensor:rollback", run_id=context.run_id)
 
 
@@ -255,7 +249,7 @@ def rollback_job():
 
 def test_rollback_entry_links_to_its_dagster_run_and_its_tags(tmp_path):
     root = tmp_path / "warehouse"
-    wh = Warehouse(root)
+    wh = new_warehouse(root)
     wh.commit_pointers("staging", {"raw/t": _write(wh, "raw/t", "SELECT 1 AS id")}, run_id="b1")
     first = wh.publish("staging", triggered_by="test").release
     v2 = _write(wh, "raw/t", "SELECT 2 AS id")
@@ -264,7 +258,9 @@ def test_rollback_entry_links_to_its_dagster_run_and_its_tags(tmp_path):
     instance = open_instance(make_settings(tmp_path / "home"))
     result = rollback_job.execute_in_process(
         instance=instance,
-        run_config={"ops": {"rollback_op": {"config": {"root": str(root)}}}},
+        run_config={
+            "ops": {"rollback_op": {"config": {"root": str(root), "metadata": wh.meta.url or ""}}}
+        },
         tags={"elt/release": first.release_id, "elt/source_environment": "prod"},
     )
     assert result.success
@@ -291,7 +287,7 @@ def test_audit_cli_verifies_and_logs_history(platform_home):
 
 def test_audit_cli_verify_exits_1_naming_the_tampered_entry(tmp_path):
     settings = make_settings(tmp_path / "home")
-    wh = Warehouse(settings.warehouse_dir)
+    wh = Warehouse(settings.warehouse_dir, metadata=settings.metadata_url)
     for i in range(3):
         wh.ledger.append("sandbox.created", actor="user:a", environment=f"s{i}")
     _tamper(wh, ("UPDATE ledger SET environment = 'elsewhere' WHERE seq = 2",))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 
 import duckdb
 import pytest
@@ -17,8 +16,7 @@ from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import VersionTampered
 from elt_platform.launch.runs import build_environment
 from elt_platform.store.ledger import GENESIS, LedgerKind, canonical_json, entry_hash
-from elt_platform.store.warehouse import Warehouse
-from elt_platform_tests.conftest import run_cli
+from elt_platform_tests.conftest import direct_sql, new_warehouse, run_cli
 from elt_platform_tests.governance.conftest import copy_installation
 
 
@@ -29,15 +27,8 @@ def home(platform_home, tmp_path):
 
 
 def _sql(settings, *statements):
-    """Edit meta.sqlite directly, as someone bypassing the platform would."""
-    con = sqlite3.connect(settings.metadata_path, isolation_level=None)
-    try:
-        con.execute("DROP TRIGGER IF EXISTS ledger_no_update")
-        con.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
-        for sql, *args in statements:
-            con.execute(sql, *args)
-    finally:
-        con.close()
+    """Edit the metadata store directly, as someone bypassing the platform would."""
+    direct_sql(settings, *statements)
 
 
 def _problems(settings) -> dict[str, str]:
@@ -71,7 +62,7 @@ def test_cutting_the_tail_is_detected(home):
     _sql(home, ("DELETE FROM ledger WHERE seq > ?", (last - 2,)))
     problems = _problems(home)
     assert problems["truncated"].startswith(f"the ledger ends at entry {last - 2} but entry {last}")
-    assert "state changed outside the platform" in problems["state"]
+    assert "state changed outside the platform" in problems["state"], problems
 
 
 def test_deleting_every_entry_is_detected(home):
@@ -214,12 +205,12 @@ def test_a_tampered_version_is_not_reused_by_a_later_build(home):
 
 
 def test_commit_file_reuse_rechecks_size_and_checksum(tmp_path):
-    wh = Warehouse(tmp_path / "warehouse")
+    wh = new_warehouse(tmp_path / "warehouse")
     con = duckdb.connect()
     try:
         first = wh.versions.write_query(con, "t", "SELECT 1 AS id", environment=STAGING)
         recorded = json.loads(
-            sqlite3.connect(wh.meta.path).execute("SELECT files_json FROM versions").fetchone()[0]
+            direct_sql(wh.meta, ("SELECT files_json FROM versions",))[0]["files_json"]
         )
         assert recorded["data.parquet"][0] == first.path.stat().st_size
         data = bytearray(first.path.read_bytes())

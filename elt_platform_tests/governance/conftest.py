@@ -14,7 +14,8 @@ from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.access.identity import Identity
 from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
 from elt_platform.settings import Settings
-from elt_platform_tests.conftest import edit_yaml, make_settings
+from elt_platform.store.metadata import MetadataStore
+from elt_platform_tests.conftest import copy_metadata, direct_sql, edit_yaml, make_settings
 from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 
 
@@ -28,15 +29,20 @@ def copy_installation(source: Settings, home: Path) -> Settings:
     if source.ledger_anchor_path.exists():  # the ledger's anchors travel with its ledger
         shutil.copyfile(source.ledger_anchor_path, settings.ledger_anchor_path)
     old, new = str(source.warehouse_dir), str(settings.warehouse_dir)
-    con = sqlite3.connect(settings.metadata_path)
-    try:
-        con.execute(
-            "UPDATE versions SET path = ? || substr(path, ?) WHERE path LIKE ? || '%'",
-            (new, len(old) + 1, old),
-        )
-        con.commit()
-    finally:
-        con.close()
+    relocate = (
+        "UPDATE versions SET path = ? || substr(path, ?) WHERE path LIKE ? || '%'",
+        (new, len(old) + 1, old),
+    )
+    if settings.metadata_url is not None:  # make test-scale: the database is copied instead
+        copy_metadata(source.metadata_url, settings.metadata_url)
+        direct_sql(MetadataStore(settings.metadata_url), relocate)
+    else:
+        con = sqlite3.connect(settings.metadata_path)
+        try:
+            con.execute(*relocate)
+            con.commit()
+        finally:
+            con.close()
     shutil.rmtree(settings.warehouse_dir / "catalogs", ignore_errors=True)
     wh = open_warehouse(settings)
     for record in wh.environments.list():

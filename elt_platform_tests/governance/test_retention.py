@@ -5,7 +5,6 @@ version ids, cutoffs; never values)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -23,6 +22,7 @@ from elt_platform.sandboxes.create import create_sandbox
 from elt_platform.settings import load_settings
 from elt_platform.sqlident import quote_ident
 from elt_platform.store.releases import manifest_hash
+from elt_platform_tests.conftest import direct_sql
 from elt_platform_tests.governance.conftest import as_identity, with_yaml_edit, yaml_node
 
 # Orders start on 2024-01-01 and are kept 2555 days: this "today" expires about a quarter of them.
@@ -38,14 +38,13 @@ def _expired(con, relation: str, column: str, cutoff: str) -> int:
 
 
 def _metadata_state(settings) -> tuple:
-    con = sqlite3.connect(settings.metadata_path)
-    try:
-        return tuple(
-            tuple(con.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall())
-            for t in ("versions", "env_pointers", "release_entries", "ledger")
+    return tuple(
+        tuple(
+            tuple(r.values())
+            for r in direct_sql(settings, (f"SELECT * FROM {t} ORDER BY 1, 2",), bypass=False)
         )
-    finally:
-        con.close()
+        for t in ("versions", "env_pointers", "release_entries", "ledger")
+    )
 
 
 @pytest.fixture
@@ -150,16 +149,15 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
         ].items():
             wh.versions.get(asset, version_id)
     raw_orders = next(r for r in report.rewrites if r.asset == "raw/orders")
-    con = sqlite3.connect(installation.metadata_path)
-    try:
-        states = dict(
-            con.execute(
-                "SELECT version_id, count(*) FROM connector_state WHERE asset = 'raw/orders'"
-                " GROUP BY version_id"
-            ).fetchall()
-        )
-    finally:
-        con.close()
+    rows = direct_sql(
+        installation,
+        (
+            "SELECT version_id, count(*) AS n FROM connector_state WHERE asset = 'raw/orders'"
+            " GROUP BY version_id",
+        ),
+        bypass=False,
+    )
+    states = {r["version_id"]: r["n"] for r in rows}
     assert states.get(raw_orders.new_version) == 1 and raw_orders.old_version not in states
 
     # The proof: counts, version ids and cutoffs, never a value.
@@ -204,13 +202,11 @@ def test_retention_removes_expired_rows_from_every_environment_and_kept_release(
 
 
 def _stored_hash(settings, release_id: str) -> str:
-    con = sqlite3.connect(settings.metadata_path)
-    try:
-        return con.execute(
-            "SELECT manifest_hash FROM releases WHERE release_id = ?", (release_id,)
-        ).fetchone()[0]
-    finally:
-        con.close()
+    return direct_sql(
+        settings,
+        ("SELECT manifest_hash FROM releases WHERE release_id = ?", (release_id,)),
+        bypass=False,
+    )[0]["manifest_hash"]
 
 
 def test_analysts_may_not_enforce_retention_and_nothing_changes(installation):

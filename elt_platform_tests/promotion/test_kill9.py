@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from elt_platform.environments import PROD
-from elt_platform.store.warehouse import Warehouse
+from elt_platform_tests.conftest import new_warehouse
 
 # The child process publishes and pauses at a chosen point so the test can SIGKILL it there.
 CHILD = textwrap.dedent(
@@ -25,7 +25,7 @@ CHILD = textwrap.dedent(
     import elt_platform.store.releases as releases
 
     root, point = Path(sys.argv[1]), sys.argv[2]
-    wh = Warehouse(root)
+    wh = Warehouse(root, metadata=sys.argv[3] or None)  # a PostgreSQL URL under test-scale
 
     def pause(*args):
         print("READY", flush=True)
@@ -69,13 +69,13 @@ def _prod_view_rows(path):
 
 @pytest.mark.parametrize("point", ["before_commit", "before_catalog_swap"])
 def test_kill_9_mid_promotion_leaves_old_or_new_release_never_a_mix(tmp_path, point):
-    wh = Warehouse(tmp_path / "wh")
+    wh = new_warehouse(tmp_path / "wh")
     _stage(wh, 10)
     old = wh.publish("staging", triggered_by="test").release
     new_manifest = _stage(wh, 100)
 
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / "wh"), point],
+        [sys.executable, "-c", CHILD, str(tmp_path / "wh"), point, wh.meta.url or ""],
         stdout=subprocess.PIPE,
         text=True,
     )

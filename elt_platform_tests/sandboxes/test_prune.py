@@ -107,10 +107,11 @@ def test_drop_refuses_core_environments_unknown_names_and_busy_sandboxes(sandbox
     ):
         with pytest.raises(error):
             drop_sandbox(wh, name, actor="test")
-    other_process = EnvironmentLocks(wh.root / "locks")
+    other_process = EnvironmentLocks(wh.root / "locks", url=sandbox_home.metadata_url)
     other_process.acquire("being_built", holder="run 1234")
     try:
-        # flock is per open file: a second handle in this process conflicts like another process
+        # flock is per open file (an advisory lock per session): a second holder in this process
+        # conflicts like another process
         with pytest.raises(EnvironmentBusy):
             drop_sandbox(wh, "being_built", actor="test")
     finally:

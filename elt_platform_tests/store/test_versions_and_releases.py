@@ -12,12 +12,12 @@ from elt_platform.errors import (
 )
 from elt_platform.store import releases
 from elt_platform.store.locks import EnvironmentLocks
-from elt_platform.store.warehouse import Warehouse
+from elt_platform_tests.conftest import new_warehouse
 
 
 @pytest.fixture
 def wh(tmp_path):
-    return Warehouse(tmp_path / "warehouse")
+    return new_warehouse(tmp_path / "warehouse")
 
 
 def _write(wh, asset, sql, env="staging"):

@@ -77,12 +77,13 @@ def ui_home(tmp_path_factory, sources_dir, demo_api) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
-def dagster_ui(ui_home) -> DagsterUI:
-    """`elt dev` (webserver + daemon + demo API) until the session ends, stopped by its PID."""
+@contextlib.contextmanager
+def serving_elt_dev(settings: Settings):
+    """`elt dev` (webserver + daemon + demo API) of `settings`' installation on a free port,
+    stopped by its PID (and its children's) on exit."""
     port = _free_port()
-    log = ui_home.home / "elt_dev.log"
-    env = cli_env(ui_home)
+    log = settings.home / "elt_dev.log"
+    env = cli_env(settings)
     env.pop("ELT_DEMO_API_URL", None)  # `elt dev` must provide them itself
     env.pop("ELT_DEMO_API_TOKEN", None)
     with log.open("w") as out:
@@ -97,7 +98,7 @@ def dagster_ui(ui_home) -> DagsterUI:
     gql = DagsterGraphQL(base)
     try:
         gql.wait_ready(READY_TIMEOUT, alive=lambda: proc.poll() is None, log=log)
-        yield DagsterUI(ui_home, base, gql, log)
+        yield DagsterUI(settings, base, gql, log)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGINT)  # `elt dev` stops the webserver, daemon and API
@@ -106,11 +107,18 @@ def dagster_ui(ui_home) -> DagsterUI:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
-        pids = ui_home.home / "dev.pid"
+        pids = settings.home / "dev.pid"
         if pids.exists():  # children that outlived it (should not happen)
             for pid in pids.read_text().split()[1:]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def dagster_ui(ui_home) -> DagsterUI:
+    """`elt dev` serving the UI tests' installation until the session ends."""
+    with serving_elt_dev(ui_home) as ui:
+        yield ui
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 2.0):
