@@ -201,7 +201,6 @@ class PgConnection:
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             return cur
         pragma = _PRAGMA_TABLE_INFO.match(sql)
-        pragma = _PRAGMA_TABLE_INFO.match(sql)
         if pragma:  # (cid, name, type, notnull, dflt_value, pk), as SQLite answers
             cur.execute(
                 "SELECT ordinal_position - 1, column_name::text, data_type::text,"
