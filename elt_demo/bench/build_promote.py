@@ -118,7 +118,7 @@ class _Requests(threading.Thread):
     def __init__(self, api) -> None:
         super().__init__(daemon=True)
         self.api, self.done = api, threading.Event()
-        self.base = self.api.stats().get("ok", 0)
+        self.base = self.api.stats.get("ok", 0)
         self.first: float | None = None
         self.last: float | None = None
         self.count = 0
@@ -126,11 +126,11 @@ class _Requests(threading.Thread):
     def run(self) -> None:
         seen = self.base
         while not self.done.wait(0.02):
-            now, ok = time.perf_counter(), self.api.stats().get("ok", 0)
+            now, ok = time.perf_counter(), self.api.stats.get("ok", 0)
             if ok != seen:
                 self.first = self.first or now
                 self.last, seen = now, ok
-        self.count = self.api.stats().get("ok", 0) - self.base
+        self.count = self.api.stats.get("ok", 0) - self.base
 
 
 class _Case:
