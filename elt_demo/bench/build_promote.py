@@ -72,10 +72,17 @@ class _Sampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid, self.peak, self.done = pid, 0, threading.Event()
+        self.timeline: list[tuple[float, float]] = []  # (s since start, tree MB), on changes
 
     def run(self) -> None:
+        started, last = time.perf_counter(), (-10.0, 0.0)
         while not self.done.wait(0.2):
-            self.peak = max(self.peak, _tree_rss(self.pid))
+            rss = _tree_rss(self.pid)
+            self.peak = max(self.peak, rss)
+            now, mb = time.perf_counter() - started, rss / MB
+            if abs(mb - last[1]) >= 100 or now - last[0] >= 10:
+                last = (round(now, 1), round(mb))
+                self.timeline.append(last)
 
 
 def _timed(cmd: list[str], *, cwd: Path, env: dict, log: Path) -> dict:
@@ -101,6 +108,8 @@ def _timed(cmd: list[str], *, cwd: Path, env: dict, log: Path) -> dict:
         "max_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux: largest process
         "tree_rss_mb": round(sampler.peak / MB, 1),  # sampled sum over the tree
         "this_process_cpu": round(sum(os.times()[:2]) - self_cpu, 3),  # the API thread, mostly
+        "rss_timeline": sampler.timeline,  # when the tree's memory moved by >= 100 MB
+        "started_at": round(time.time() - wall, 1),  # to match Dagster step events
         "load_before": load,
         "load_after": _loadavg(),
         "output": text,
@@ -385,7 +394,8 @@ def run(results_dir: Path, rows: int = 1_000_000) -> list[dict]:
         result.update(commit=commit, measured_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
         raw[f"{size}"] = result
         print(json.dumps(_entries(result), indent=1), flush=True)
-        shutil.rmtree(root / f"run_{size}", ignore_errors=True)
+        if os.environ.get("ELT_BENCH_KEEP") != "1":  # 1: keep homes and logs to inspect
+            shutil.rmtree(root / f"run_{size}", ignore_errors=True)
     raw = dict(sorted(raw.items(), key=lambda kv: int(kv[0])))
     raw_path.write_text(json.dumps(raw, indent=2))
     entries = [e for result in raw.values() for e in _entries(result)]
