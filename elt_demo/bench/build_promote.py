@@ -116,6 +116,35 @@ def _timed(cmd: list[str], *, cwd: Path, env: dict, log: Path) -> dict:
     }
 
 
+def _step_peaks(step: dict, dagster_home: Path) -> dict[str, float]:
+    """Peak tree RSS (MB, from the sampled timeline: within ~100 MB) while each Dagster step of
+    the run ran, from the run's event log; `start-up` is before the first step."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    windows: dict[str, list[float]] = {}
+    for db in sorted((dagster_home / "history" / "runs").glob("*.db")):
+        con = sqlite3.connect(db)
+        try:
+            events = con.execute(
+                "select timestamp, dagster_event_type, step_key from event_logs where "
+                "dagster_event_type in ('STEP_START', 'STEP_SUCCESS', 'STEP_FAILURE') order by id"
+            ).fetchall()
+        finally:
+            con.close()
+        for stamp, kind, key in events:
+            at = datetime.fromisoformat(str(stamp)).replace(tzinfo=UTC).timestamp()
+            at -= step["started_at"]
+            window = windows.setdefault(key, [at, at])
+            window[1] = at if kind != "STEP_START" else window[1]
+    first = min((w[0] for w in windows.values()), default=step["wall"])
+    windows = {"start-up": [0.0, first], **windows}
+    return {
+        key: max((mb for t, mb in step["rss_timeline"] if start <= t <= end), default=0)
+        for key, (start, end) in windows.items()
+    }
+
+
 def _result_line(text: str) -> dict:
     lines = [x for x in text.splitlines() if x.startswith("RESULT ")]
     return json.loads(lines[-1][len("RESULT ") :])
@@ -222,6 +251,9 @@ def _measure(rows: int, sources: Path, work: Path, *, full: bool) -> dict:
         requests.done.set()
         requests.join()
         http["full_build_pages"] = requests.count
+        steps["build"]["step_peak_rss_mb"] = _step_peaks(
+            steps["build"], Path(platform.env["DAGSTER_HOME"])
+        )
         if not full:
             return {"rows": rows, "counts": counts, "steps": _strip(steps)}
         steps["promote"] = platform.elt("promote", "promote")
@@ -280,6 +312,10 @@ def _entries(result: dict) -> list[dict]:
         f"not a sum); tree sum sampled every 0.2 s: {build['tree_rss_mb']:.0f} MB; target < 2 GB "
         f"at 10 M; {_load_note(build)}"
     )
+    if build.get("step_peak_rss_mb"):
+        t6 += "; tree peak by step (MB, sampled): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in build["step_peak_rss_mb"].items()
+        )
     out.append(_entry(f"T6 peak RSS staging build {tag}", build["max_rss_mb"], None, t6, "MB"))
     if "promote" not in s:
         out.append(
