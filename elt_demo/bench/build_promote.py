@@ -139,6 +139,7 @@ def _step_peaks(step: dict, dagster_home: Path) -> dict[str, float]:
             window[1] = at if kind != "STEP_START" else window[1]
     first = min((w[0] for w in windows.values()), default=step["wall"])
     windows = {"start-up": [0.0, first], **windows}
+    step["step_seconds"] = {k: round(end - start, 1) for k, (start, end) in windows.items()}
     return {
         key: max((mb for t, mb in step["rss_timeline"] if start <= t <= end), default=0)
         for key, (start, end) in windows.items()
@@ -330,6 +331,10 @@ def _entries(result: dict) -> list[dict]:
     ours = {k: build[k] + s["promote"][k] for k in ("wall", "cpu")}
     base = {k: s["bare_load"][k] + s["plain_dbt"][k] for k in ("wall", "cpu")}
     load = _load_note(build, s["promote"], s["bare_load"], s["plain_dbt"])
+    if build.get("step_seconds"):
+        load += "; build wall by Dagster step: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in build["step_seconds"].items()
+        )
     out.append(
         _entry(
             f"T5 build+promote vs bare load+dbt {tag} (wall)",
