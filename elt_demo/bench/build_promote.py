@@ -140,10 +140,13 @@ def _step_peaks(step: dict, dagster_home: Path) -> dict[str, float]:
     first = min((w[0] for w in windows.values()), default=step["wall"])
     windows = {"start-up": [0.0, first], **windows}
     step["step_seconds"] = {k: round(end - start, 1) for k, (start, end) in windows.items()}
-    return {
-        key: max((mb for t, mb in step["rss_timeline"] if start <= t <= end), default=0)
-        for key, (start, end) in windows.items()
-    }
+    timeline = step["rss_timeline"]  # a sample is the level until the next one
+
+    def peak(start: float, end: float) -> float:
+        carried = [mb for t, mb in timeline if t <= start][-1:]
+        return max([mb for t, mb in timeline if start < t <= end] + carried, default=0)
+
+    return {key: peak(start, end) for key, (start, end) in windows.items()}
 
 
 def _result_line(text: str) -> dict:
