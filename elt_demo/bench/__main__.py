@@ -21,6 +21,7 @@ SUITES = (
     "integrity",
     "retention",
     "experiment_loop",
+    "build_promote",
 )
 
 
@@ -38,13 +39,17 @@ def _markdown(entries: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("suites", nargs="*", metavar="SUITE", help="run only these suites")
     parser.add_argument("--only", nargs="*", choices=SUITES, help="run only these suites")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     args = parser.parse_args()
+    unknown = sorted(set(args.suites) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suites: {', '.join(unknown)} (choose from {', '.join(SUITES)})")
     results_dir = REPO_ROOT / "bench" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     everything: list[dict] = []
-    for suite in args.only or SUITES:
+    for suite in args.suites or args.only or SUITES:
         try:
             module = importlib.import_module(f"elt_demo.bench.{suite}")
         except ModuleNotFoundError:
@@ -82,6 +87,7 @@ def _quick_kwargs(suite: str) -> dict:
             "integrity",
             "retention",
             "experiment_loop",
+            "build_promote",
         }
         else {},
     )
