@@ -21,6 +21,7 @@ SUITES = (
     "integrity",
     "retention",
     "experiment_loop",
+    "scale",
 )
 
 
@@ -70,6 +71,7 @@ def _quick_kwargs(suite: str) -> dict:
     return {
         "publish": {"sizes": (10_000, 100_000)},
         "pipeline": {"rows": 10_000},
+        "scale": {"quick": True},
     }.get(
         suite,
         {"rows": 10_000}
