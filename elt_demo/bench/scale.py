@@ -71,7 +71,7 @@ def _reps(assets: int, quick: bool) -> tuple[int, int]:
     """(publishes and rollbacks, sandbox creations) per size: fewer at the largest size."""
     if quick:
         return 3, 2
-    return (9, 5) if assets <= 100 else (4, 3)
+    return (9, 5) if assets <= 100 else (3, 2)
 
 
 def _p95(samples: list[float]) -> float:
@@ -88,9 +88,16 @@ def _stats(samples: list[float]) -> dict:
     }
 
 
-def _timed(fn) -> tuple[float, object]:
-    started = time.perf_counter()
+# CPU seconds of this process per timed call, by label (wall times on a shared machine include
+# waiting for a core; the bench process's CPU time does not).
+_CPU: dict[str, list[float]] = {}
+
+
+def _timed(fn, label: str | None = None) -> tuple[float, object]:
+    started, cpu = time.perf_counter(), _cpu_self()
     out = fn()
+    if label is not None:
+        _CPU.setdefault(label, []).append(_cpu_self() - cpu)
     return time.perf_counter() - started, out
 
 
@@ -159,6 +166,7 @@ class Installation:
             dagster_storage_url=None,
         )
         self.root = root
+        self.settings = settings
         self.store: Warehouse = open_store(settings)
         self.wh = GovernedWarehouse(self.store, settings, IDENTITY)
         self.assets = [f"bench/a{i:04d}" for i in range(assets)]
@@ -237,6 +245,7 @@ def _measure_size(inst: Installation, environments: int, quick: bool) -> dict:
     from elt_platform.sandboxes.prune import drop_sandbox
 
     n_pub, n_sb = _reps(len(inst.assets), quick)
+    _CPU.clear()
     background = inst.add_background_sandboxes(environments)
     load_before = os.getloadavg()
     changed = inst.assets[:CHANGED]
@@ -247,17 +256,21 @@ def _measure_size(inst: Installation, environments: int, quick: bool) -> dict:
         repoint.append(
             _timed(lambda v=versions: inst.wh.commit_pointers("staging", v, run_id="b"))[0]
         )
-        elapsed, result = _timed(lambda: inst.wh.publish("staging", triggered_by="bench"))
+        elapsed, result = _timed(
+            lambda: inst.wh.publish("staging", triggered_by="bench"), "publish"
+        )
         assert result.changed and len(result.changed_assets) == len(changed), result
         publish.append(elapsed)
     releases = [r.release_id for r in inst.store.releases.list()[:2]]  # newest first
     rollback = []
     for i in range(n_pub if n_pub % 2 == 0 else n_pub + 1):  # even: prod ends on the newest
         target = releases[(i + 1) % 2]
-        rollback.append(_timed(lambda t=target: inst.wh.rollback(t, actor="bench"))[0])
+        rollback.append(_timed(lambda t=target: inst.wh.rollback(t, actor="bench"), "rollback")[0])
     assert inst.store.releases.current().release_id == releases[0]
-    parts = 3 if len(inst.assets) <= 100 else 2
-    catalog = [_timed(lambda: inst.store.catalogs.rebuild(PROD))[0] for _ in range(parts)]
+    parts = 3 if len(inst.assets) <= 100 else 1
+    catalog = [
+        _timed(lambda: inst.store.catalogs.rebuild(PROD), "catalog")[0] for _ in range(parts)
+    ]
     snapshot = []
     for _ in range(parts):
         with inst.store.meta.read() as con:
@@ -266,7 +279,7 @@ def _measure_size(inst: Installation, environments: int, quick: bool) -> dict:
     for i in range(n_sb):
         name = f"m{environments:03d}_{i}"
         elapsed, made = _timed(
-            lambda name=name: create_sandbox(inst.wh, name, ttl=None, actor="bench")
+            lambda name=name: create_sandbox(inst.wh, name, ttl=None, actor="bench"), "create"
         )
         assert made.assets == len(inst.assets), made
         create.append(elapsed)
@@ -283,11 +296,48 @@ def _measure_size(inst: Installation, environments: int, quick: bool) -> dict:
         "repoint_staging": _stats(repoint),
         "version_commit_per_asset": _stats(commit),
         "prod_catalog_rebuild": _stats(catalog),
+        "cpu_bench_process": {k: _stats(v) for k, v in _CPU.items()},
         "ledger_state_snapshot": _stats(snapshot),
         "background_sandbox_register": _stats(background[-5:]) if background else None,
         "rows": inst.row_counts(),
+        "prod_catalog_bytes": inst.store.catalogs.path(PROD).stat().st_size,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _measure_dagster(inst: Installation, quick: bool) -> dict:
+    """create_sandbox as the UI runs it (with a Dagster instance): the environment partition plus
+    one runless materialization per asset in Dagster's event log (on the same PostgreSQL
+    database as the metadata store, or DAGSTER_HOME's SQLite files)."""
+    from elt_platform.orchestration.instance import open_instance
+    from elt_platform.sandboxes.create import create_sandbox
+    from elt_platform.sandboxes.prune import drop_sandbox
+
+    reps = 1 if quick or len(inst.assets) > 100 else 2
+    instance = open_instance(inst.settings)
+    total, tail = [], []
+    try:
+        for i in range(reps):
+            name = f"dg_{i}"
+            elapsed, made = _timed(
+                lambda name=name: create_sandbox(
+                    inst.wh, name, ttl=None, actor="bench", instance=instance
+                )
+            )
+            total.append(elapsed)
+            tail.append(elapsed - made.seconds)
+            drop_sandbox(inst.store, name, actor="bench", instance=instance)
+        events = None
+        if inst.store.meta.dialect == "postgresql":
+            with inst.store.meta.read() as con:
+                events = con.execute("SELECT count(*) FROM event_logs").fetchone()[0]
+    finally:
+        instance.dispose()
+    return {
+        "create_sandbox_with_dagster": _stats(total),
+        "dagster_part": _stats(tail),
+        "event_log_rows": events,
     }
 
 
@@ -321,6 +371,13 @@ def _run_backend(
                     file=sys.stderr,
                     flush=True,
                 )
+            out[-1]["dagster"] = _measure_dagster(inst, quick)
+            print(
+                f"scale {backend} assets={assets}: create_sandbox with Dagster "
+                f"{out[-1]['dagster']['create_sandbox_with_dagster']['median']:.3f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         finally:
             inst.close()
         for m in out[-len(envs) :]:
@@ -400,7 +457,8 @@ def _markdown(results: list[dict], meta: dict) -> str:
         "Synthetic assets (one 3-row Parquet version each); times in seconds, median (p95) over n "
         "samples. `publish` = staging -> prod release after 10 assets were repointed in staging "
         "(ledger entry + prod catalog rebuild included); `create` = `create_sandbox` (pointers, "
-        "ledger entry, experiment record, catalog of views). Re-run: "
+        "ledger entry, experiment record, catalog of views); CPU = the bench process's CPU seconds "
+        "for the same call, median (PostgreSQL's own CPU is in the total below). Re-run: "
         "`python -m elt_demo.bench --only scale`.",
         "",
         f"Machine: {meta['cpus']} cores, shared; load average {meta['load_start']} at start, "
@@ -410,8 +468,9 @@ def _markdown(results: list[dict], meta: dict) -> str:
         "",
         "| backend | sandboxes | assets | publish | rollback | create sandbox | drop sandbox "
         "| prod catalog rebuild | ledger state snapshot | repoint 10 assets "
-        "| env_pointers | release_entries | ledger rows | ledger state B | db size |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| env_pointers | release_entries | ledger rows | ledger state B | db size "
+        "| prod catalog file | CPU publish | CPU create |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(s: dict) -> str:
@@ -427,8 +486,27 @@ def _markdown(results: list[dict], meta: dict) -> str:
             f"| {r['repoint_staging']['median']:.3f} | {rows['env_pointers']:,} "
             f"| {rows['release_entries']:,} | {rows['ledger']:,} "
             f"| {rows['last_ledger_state_json_bytes']:,} "
-            f"| {rows.get('database_bytes', 0) / 1e6:.1f} MB |"
+            f"| {rows.get('database_bytes', 0) / 1e6:.1f} MB "
+            f"| {r['prod_catalog_bytes'] / 1e3:.0f} kB "
+            f"| {r['cpu_bench_process']['publish']['median']:.3f} "
+            f"| {r['cpu_bench_process']['create']['median']:.3f} |"
         )
+    lines += [
+        "",
+        "create_sandbox as the UI runs it (with a Dagster instance: partition + one runless "
+        "materialization per asset), at the largest sandbox count, median (p95, n); the Dagster "
+        "part alone; Dagster event-log rows in the database afterwards (PostgreSQL):",
+        "",
+        "| backend | assets | create with Dagster | Dagster part | event_logs rows |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        d = r.get("dagster")
+        if d:
+            lines.append(
+                f"| {r['backend']} | {r['assets']} | {cell(d['create_sandbox_with_dagster'])} "
+                f"| {cell(d['dagster_part'])} | {d['event_log_rows'] or '-'} |"
+            )
     lines += [
         "",
         "Version commit (one tiny Parquet file: write, content hash, version + build rows), "
