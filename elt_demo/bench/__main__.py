@@ -22,6 +22,7 @@ SUITES = (
     "retention",
     "experiment_loop",
     "build_promote",
+    "scale",
 )
 
 
@@ -75,6 +76,7 @@ def _quick_kwargs(suite: str) -> dict:
     return {
         "publish": {"sizes": (10_000, 100_000)},
         "pipeline": {"rows": 10_000},
+        "scale": {"quick": True},
     }.get(
         suite,
         {"rows": 10_000}
