@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+from elt_demo.bench.children import run_child
 from elt_demo.bench.rebuild import _baseline_tree
 from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.settings import REPO_ROOT
@@ -47,20 +46,8 @@ LOOP = ("create", "plan", "build", "diff", "staging", "promote")
 
 def _measure(code: Path, sources: Path, work: Path) -> dict:
     work.mkdir(parents=True)
-    script = work / "child.py"  # a copy: the child must not import this checkout by its path
-    shutil.copy(CHILD, script)
-    env = {**os.environ, "PYTHONPATH": str(code), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    proc = subprocess.run(
-        [sys.executable, str(script), str(code), str(REPO_ROOT / "dbt_project"), str(sources),
-         str(work), MODEL, json.dumps(EDITS)],
-        env=env, capture_output=True, text=True, timeout=7200, cwd=work,
-    )  # fmt: skip
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"experiment loop in {code} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-        )
-    return json.loads(lines[-1][len("RESULT ") :])
+    args = [str(sources), str(work), MODEL, json.dumps(EDITS)]
+    return run_child(CHILD, code, work, args, timeout=7200)
 
 
 def _entry(metric: str, value: float, baseline: float | None, notes: str, unit="s") -> dict:

@@ -9,15 +9,14 @@ second build is measured (wall and CPU of the process and its children, i.e. dbt
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
+from elt_demo.bench.children import run_child
 from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.settings import REPO_ROOT
 
@@ -47,20 +46,7 @@ def _baseline_tree(commit: str, target: Path) -> Path:
 
 def _measure(code: Path, sources: Path, work: Path) -> dict:
     work.mkdir(parents=True)
-    script = work / "child.py"  # a copy: the child must not import this checkout by its path
-    shutil.copy(CHILD, script)
-    env = {**os.environ, "PYTHONPATH": str(code), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    proc = subprocess.run(
-        [sys.executable, str(script), str(code), str(REPO_ROOT / "dbt_project"), str(sources),
-         str(work), *EDIT],
-        env=env, capture_output=True, text=True, timeout=3600, cwd=work,
-    )  # fmt: skip
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"rebuild benchmark in {code} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-        )
-    return json.loads(lines[-1][len("RESULT ") :])
+    return run_child(CHILD, code, work, [str(sources), str(work), *EDIT], timeout=3600)
 
 
 def run(results_dir: Path, rows: int = 1_000_000) -> list[dict]:
