@@ -133,8 +133,9 @@ def enforce_retention(
     duck = duckdb.connect()  # holds the expired keys between planning and rewriting
     try:
         duck.execute("SET TimeZone = 'UTC'")
-        for env in environments:  # no build may commit a pointer while versions are rewritten
-            wh.locks.acquire(env, holder=f"retention by {actor}")
+        # No build may commit a pointer while versions are rewritten: every environment, all or
+        # none, on one lock session (not one server connection per environment).
+        wh.locks.acquire_all(environments, holder=f"retention by {actor}")
         plan = _plan(wh, duck, contracts, policies, relationships, now, report)
         if dry_run or not plan:
             return report

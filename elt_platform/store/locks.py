@@ -6,6 +6,10 @@ A launcher that locks an environment and then executes the run in-process (`elt 
 its lock with that process: the run's own acquire re-enters it, so no other writer can slip in
 between the launcher's check and the run's start. Any other holder, in this process or another,
 is refused.
+
+A holder that needs many environments at once (retention locks them all) takes them in one
+`acquire_all`: all or none, and on PostgreSQL on one server session rather than one per
+environment.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -37,27 +42,52 @@ class EnvironmentLocks:
     def acquire(self, environment: str, holder: str, *, share_in_process: bool = False) -> None:
         """Take the write lock for `environment` or fail at once naming the current holder.
         `share_in_process`: a launcher lets the run it executes in this process re-enter it."""
-        if environment in self._held:
-            return
-        key = self._key(environment)
-        with _GUARD:
-            if key in _PROCESS_LOCKS:
-                handle, count, shared = _PROCESS_LOCKS[key]
-                if not shared:
-                    raise EnvironmentBusy(
-                        f"environment {environment!r} is being written by {_holder_of(handle)}"
-                    )
-                _PROCESS_LOCKS[key] = (handle, count + 1, shared)
-                self._held[environment] = key
-                return
-            if self.url is not None:
-                from elt_platform.store.postgres_locks import lock_environment
+        self.acquire_all([environment], holder, share_in_process=share_in_process)
 
-                handle = lock_environment(self.url, environment, holder)
-            else:
-                handle = _flock(key, environment, holder)
-            _PROCESS_LOCKS[key] = (handle, 1, share_in_process)
-            self._held[environment] = key
+    def acquire_all(
+        self, environments: Iterable[str], holder: str, *, share_in_process: bool = False
+    ) -> None:
+        """Take the write locks of all `environments` or none (EnvironmentBusy naming the first
+        busy one's holder, nothing left taken). On PostgreSQL one session holds them all."""
+        wanted = [e for e in dict.fromkeys(environments) if e not in self._held]
+        with _GUARD:
+            keys = {e: self._key(e) for e in wanted}
+            for environment in wanted:  # refuse before taking anything
+                entry = _PROCESS_LOCKS.get(keys[environment])
+                if entry is not None and not entry[2]:
+                    raise EnvironmentBusy(
+                        f"environment {environment!r} is being written by {_holder_of(entry[0])}"
+                    )
+            fresh = [e for e in wanted if keys[e] not in _PROCESS_LOCKS]
+            handles = self._take(fresh, keys, holder)
+            for environment in wanted:
+                key = keys[environment]
+                if environment in handles:
+                    _PROCESS_LOCKS[key] = (handles[environment], 1, share_in_process)
+                else:  # re-entering a lock shared in this process
+                    handle, count, shared = _PROCESS_LOCKS[key]
+                    _PROCESS_LOCKS[key] = (handle, count + 1, shared)
+                self._held[environment] = key
+
+    def _take(self, environments: list[str], keys: dict[str, Any], holder: str) -> dict[str, Any]:
+        """The OS or server locks of `environments`, all or none."""
+        if not environments:
+            return {}
+        if self.url is not None:
+            # Imported only with a PostgreSQL URL: psycopg2 comes with the `scale` extra.
+            from elt_platform.store.postgres_locks import lock_environments
+
+            locks = lock_environments(self.url, environments, holder)
+            return {lock.environment: lock for lock in locks}
+        taken: dict[str, Any] = {}
+        try:
+            for environment in environments:
+                taken[environment] = _flock(keys[environment], environment, holder)
+        except BaseException:
+            for handle in taken.values():
+                _unflock(handle)
+            raise
+        return taken
 
     def _key(self, environment: str) -> Any:
         if self.url is not None:
@@ -85,8 +115,7 @@ class EnvironmentLocks:
                 return
             del _PROCESS_LOCKS[key]
             if isinstance(key, Path):
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-                handle.close()
+                _unflock(handle)
             else:
                 handle.release()
 
@@ -106,6 +135,11 @@ def _flock(path: Path, environment: str, holder: str) -> IO[str]:
     handle.write(json.dumps({"holder": holder, "pid": os.getpid()}))
     handle.flush()
     return handle
+
+
+def _unflock(handle: IO[str]) -> None:
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    handle.close()
 
 
 def _holder_of(handle: Any) -> str:

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import duckdb
 import pytest
 
@@ -152,3 +155,45 @@ def test_environment_lock_is_exclusive_across_holders(tmp_path):
     first.release_all()
     second.acquire("staging", "run-b")
     second.release_all()
+
+
+HOLDER = """
+import sys, time
+from elt_platform.store.warehouse import Warehouse
+
+wh = Warehouse(sys.argv[1], metadata=sys.argv[2] or None)
+wh.locks.acquire(sys.argv[3], holder="run on machine-a")
+print("LOCKED", flush=True)
+time.sleep(120)
+"""
+
+
+def test_locking_many_environments_takes_all_or_none(wh):
+    """A busy environment held by another process fails the whole set, naming its holder, and
+    leaves none of the others taken (flock here; advisory locks under `make test-scale`)."""
+    envs = [f"sb{i}" for i in range(6)]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(wh.root), wh.meta.url or "", "sb4"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "LOCKED"
+        with pytest.raises(
+            EnvironmentBusy,
+            match=rf"'sb4' is being written by run on machine-a \(pid {holder.pid}\b",
+        ):
+            wh.locks.acquire_all(envs, "retention")
+        other = new_warehouse(wh.root)  # another holder: would be refused if any lock leaked
+        other.locks.acquire_all([e for e in envs if e != "sb4"], "run-b")
+        other.locks.release_all()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    wh.locks.acquire_all(envs, "retention")
+    wh.locks.acquire("sb2", "retention")  # re-entry by the same holder
+    with pytest.raises(EnvironmentBusy, match="'sb5' is being written by retention"):
+        new_warehouse(wh.root).locks.acquire_all(["sb5"], "run-b")
+    wh.locks.release_all()
+    other.locks.acquire_all(envs, "run-b")  # all released together
+    other.locks.release_all()
