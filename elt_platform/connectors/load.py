@@ -75,7 +75,10 @@ def load_source(
     states = ConnectorStateStore(wh.meta)
     previous, state = current_state(wh, asset, environment)
     work_dir = wh.versions.new_pending_dir()
-    con = duckdb.connect(config=dict(duckdb_config or {}))
+    # A database file of its own, not an in-memory one: the split and merge tables of a large
+    # batch are then written compressed to it when they outgrow the memory limit, instead of
+    # spilling uncompressed (10 M orders under a 1GB limit: 96 s instead of 239 s, same CPU).
+    con = duckdb.connect(str(work_dir / "load.duckdb"), config=dict(duckdb_config or {}))
     batch: Batch | None = None
     ingest: IngestOutcome | None = None
     try:
