@@ -7,6 +7,7 @@ Read when called, never at import time; every path any module needs comes from h
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -25,9 +26,13 @@ ENV_VARS = {
     "openlineage_url": "ELT_OPENLINEAGE_URL",
     "metadata_url": "ELT_METADATA_URL",
     "dagster_storage_url": "ELT_DAGSTER_STORAGE_URL",
+    "duckdb_memory_limit": "ELT_DUCKDB_MEMORY_LIMIT",
 }
 ALIASES = {"ELT_PROJECT_DIR": "ELT_DBT_PROJECT_DIR"}  # the name earlier versions read
 PROJECT_FILE_NAME = "elt_project.yml"
+# DuckDB's own default is 80 % of the machine's memory per process; the platform's processes
+# (and dbt's) share one machine, and beyond this limit DuckDB spills to disk instead.
+DUCKDB_MEMORY_LIMIT = "1GB"
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class Settings:
     # The control plane at scale (README: running at scale); None keeps the embedded SQLite.
     metadata_url: str | None = None  # postgresql://... (default: warehouse/meta.sqlite)
     dagster_storage_url: str | None = None  # Dagster's storage (default: metadata_url if Postgres)
+    # Memory each DuckDB connection of the platform and of dbt may use before spilling to disk.
+    duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT
 
     @property
     def warehouse_dir(self) -> Path:
@@ -82,6 +89,21 @@ class Settings:
     def dbt_state_dir(self) -> Path:
         """Platform-owned dbt files (profiles, per-environment parse caches)."""
         return self.home / "dbt"
+
+    @property
+    def duckdb_spill_dir(self) -> Path:
+        """Where in-memory DuckDB connections spill (each in a folder of its own)."""
+        return self.home / "tmp" / "duckdb"
+
+    def duckdb_config(self, *, in_memory: bool = True) -> dict[str, str]:
+        """DuckDB config for one connection: the memory limit and, for an in-memory database,
+        a spill folder of its own (DuckDB creates it and removes it on close; a database file
+        spills beside itself, `<file>.tmp`)."""
+        config = {"memory_limit": self.duckdb_memory_limit}
+        if in_memory:
+            self.duckdb_spill_dir.mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(self.duckdb_spill_dir / uuid.uuid4().hex)
+        return config
 
     @property
     def openlineage_events_path(self) -> Path:
@@ -128,4 +150,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         openlineage_url=env.get(ENV_VARS["openlineage_url"]) or None,
         metadata_url=env.get(ENV_VARS["metadata_url"]) or None,
         dagster_storage_url=env.get(ENV_VARS["dagster_storage_url"]) or None,
+        duckdb_memory_limit=env.get(ENV_VARS["duckdb_memory_limit"]) or DUCKDB_MEMORY_LIMIT,
     )

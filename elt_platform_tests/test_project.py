@@ -15,7 +15,7 @@ import pytest
 
 from elt_platform.project.code_version import current_code_version
 from elt_platform.project.contracts.from_dbt import contracts_for
-from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest
+from elt_platform.project.dbt_project import load_dbt_project, prepare_manifest, render_profiles
 from elt_platform.settings import load_settings
 
 FIXTURE = Path(__file__).parent / "fixtures" / "projects" / "shop_analytics"
@@ -169,3 +169,29 @@ def test_bad_project_input_is_one_line_and_exit_2(tmp_path, setup, message):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "home" / "warehouse" / "versions").exists()  # nothing written
+
+
+def test_the_duckdb_memory_limit_reaches_the_platforms_connections_and_dbts_profile(tmp_path):
+    settings = load_settings(
+        {"ELT_HOME": str(tmp_path / "home"), "ELT_DUCKDB_MEMORY_LIMIT": "64MB"}
+    )
+    assert load_settings(settings.to_environ()) == settings
+    first, second = settings.duckdb_config(), settings.duckdb_config()
+    assert first["temp_directory"] != second["temp_directory"]  # one spill folder each
+    con = duckdb.connect(config=first)
+    try:
+        expected = duckdb.connect(config={"memory_limit": "64MB"})
+        limit = "SELECT current_setting('memory_limit')"
+        assert con.execute(limit).fetchone() == expected.execute(limit).fetchone()
+        expected.close()
+        # A sort larger than the limit completes by spilling under the platform's home.
+        sorted_rows = con.execute(
+            "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS m FROM range(3000000) t(i) ORDER BY m)"
+        ).fetchone()[0]
+        assert sorted_rows == 3_000_000
+        assert Path(first["temp_directory"]).parent == settings.duckdb_spill_dir
+    finally:
+        con.close()
+    assert not Path(first["temp_directory"]).exists()  # DuckDB removes its folder on close
+    profile = load_dbt_project(settings)
+    assert "memory_limit: 64MB" in render_profiles(profile)

@@ -1,15 +1,16 @@
 """Contract gate: a pandera (polars back end) schema derived from the data contract, validated
-against a version's Parquet files without row-by-row Python."""
+against a version's Parquet files batch by batch (`contract_scan`) without row-by-row Python."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandera.polars as pa
 import polars as pl
-from pandera.errors import SchemaError, SchemaErrors
 
+from elt_platform.checks.contract_scan import scan_version
 from elt_platform.project.contracts.model import Contract, DriftPolicy
 from elt_platform.store.versions import Version
 
@@ -75,29 +76,23 @@ def pandera_schema(contract: Contract) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=strict, name=contract.dataset)
 
 
-def read_version(version: Version) -> pl.DataFrame:
-    return pl.read_parquet(str(version.directory / "*.parquet"))
-
-
 def check_contract(
-    version: Version, contract: Contract, frame: pl.DataFrame | None = None
+    version: Version, contract: Contract, duckdb_config: Mapping[str, str] | None = None
 ) -> GateOutcome:
-    """Validate every row of `version` against `contract`; report failing rows and null rates."""
-    df = read_version(version) if frame is None else frame
-    rows = df.height
-    null_rates = {
-        name: (count / rows if rows else 0.0)
-        for name, count in zip(df.columns, df.null_count().row(0), strict=True)
-    }
+    """Validate every row of `version` against `contract`; report failing rows and null rates.
+
+    Memory is bounded by one batch (`BATCH_ROWS`), not the version: columns declared unique are
+    checked across the whole version by DuckDB (spilling under `duckdb_config`'s limits)."""
+    scan = scan_version(version, pandera_schema(contract), duckdb_config)
+    rows = scan.rows
+    null_rates = {name: (n / rows if rows else 0.0) for name, n in scan.null_counts.items()}
     meta: dict[str, object] = {
         "rows": rows,
         "max_null_rate": round(max(null_rates.values(), default=0.0), 6),
         "contract_version": contract.version,
     }
-    try:
-        pandera_schema(contract).validate(df, lazy=True)
-    except (SchemaErrors, SchemaError) as exc:
-        cases = _failure_cases(exc)
+    cases = scan.failure_cases
+    if scan.failed:
         failed_rows = _failed_row_count(cases, rows)
         sample = cases.head(5).to_dicts() if cases is not None else []
         meta.update(
@@ -114,13 +109,6 @@ def check_contract(
         )
     meta.update(failed_rows=0, failed_checks=0)
     return GateOutcome("contract", True, f"all {rows} rows satisfy the contract", meta)
-
-
-def _failure_cases(exc: Exception) -> pl.DataFrame | None:
-    cases = getattr(exc, "failure_cases", None)
-    if isinstance(cases, pl.DataFrame):
-        return cases
-    return None
 
 
 def _failed_row_count(cases: pl.DataFrame | None, rows: int) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from elt_platform.checks.contract import GateOutcome, check_contract
@@ -34,11 +36,17 @@ def gate_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def evaluate_gates(wh: Warehouse, version: Version, contract: Contract) -> list[GateOutcome]:
+def evaluate_gates(
+    wh: Warehouse,
+    version: Version,
+    contract: Contract,
+    duckdb_config: Mapping[str, str] | None = None,
+) -> list[GateOutcome]:
+    """The gates' verdicts on `version` (`duckdb_config`: limits of the contract gate's DuckDB)."""
     prod_vid = wh.environments.pointers(PROD).get(version.asset)
     prod_rows = wh.versions.get(version.asset, prod_vid).rows if prod_vid else None
     return [
-        check_contract(version, contract),
+        check_contract(version, contract, duckdb_config),
         check_volume(version.rows, prod_rows, contract.volume, stale=_stale_in_prod(wh, version)),
     ]
 

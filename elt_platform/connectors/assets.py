@@ -76,6 +76,7 @@ def build_source_asset(
                 run_id=context.run_id,
                 log=context.log,
                 contract=contract if gated else None,
+                duckdb_config=warehouse.settings.duckdb_config(),
             )
         except SourceUnavailable as exc:
             if context.retry_number < source.retries.max_retries:
@@ -90,7 +91,9 @@ def build_source_asset(
         )
         checks = []
         if gated:
-            outcomes = evaluate_gates(warehouse.warehouse, result.version, contract)
+            outcomes = evaluate_gates(
+                warehouse.warehouse, result.version, contract, warehouse.settings.duckdb_config()
+            )
             checks = [to_check_result(key, o) for o in outcomes]
             if result.version.build_id:  # the gates belong to this build (promotion reads them)
                 warehouse.warehouse.builds.record_checks(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,14 +66,19 @@ def load_source(
     run_id: str,
     log: logging.Logger | None = None,
     contract: Contract | None = None,
+    duckdb_config: Mapping[str, str] | None = None,
 ) -> LoadResult:
-    """Extract what is new for `environment`, commit it as a version and point the env at it."""
+    """Extract what is new for `environment`, commit it as a version and point the env at it
+    (`duckdb_config`: the memory limit and spill folder of the extraction's DuckDB)."""
     started = time.perf_counter()
     asset = source.asset
     states = ConnectorStateStore(wh.meta)
     previous, state = current_state(wh, asset, environment)
     work_dir = wh.versions.new_pending_dir()
-    con = duckdb.connect()
+    # A database file of its own, not an in-memory one: the split and merge tables of a large
+    # batch are then written compressed to it when they outgrow the memory limit, instead of
+    # spilling uncompressed (10 M orders under a 1GB limit: 96 s instead of 239 s, same CPU).
+    con = duckdb.connect(str(work_dir / "load.duckdb"), config=dict(duckdb_config or {}))
     batch: Batch | None = None
     ingest: IngestOutcome | None = None
     try:

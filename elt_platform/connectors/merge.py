@@ -120,32 +120,32 @@ def _merge_with_overlap(
     row = "{" + ", ".join(f"{sql_literal(c)}: {quote_ident(c)}" for c in names) + "}"
     new_list = _listing([p.path for p in parts])
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _elt_new AS SELECT {key}, hash({row}) AS _elt_h,"
+        f"CREATE OR REPLACE TABLE _elt_new AS SELECT {key}, hash({row}) AS _elt_h,"
         f" list_position({new_list}, _elt_f) AS _elt_part, file_row_number AS _elt_rn"
         f" FROM read_parquet({new_list}, filename = '_elt_f', file_row_number = true)"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _elt_win AS SELECT * FROM _elt_new QUALIFY row_number()"
+        "CREATE OR REPLACE TABLE _elt_win AS SELECT * FROM _elt_new QUALIFY row_number()"
         f" OVER (PARTITION BY {key} ORDER BY _elt_part DESC, _elt_rn DESC) = 1"
     )
     if old_parts:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _elt_old AS SELECT {key}, hash({row}) AS _elt_h, _elt_f"
+            f"CREATE OR REPLACE TABLE _elt_old AS SELECT {key}, hash({row}) AS _elt_h, _elt_f"
             f" FROM read_parquet({_listing(old_parts)}, filename = '_elt_f')"
             f" SEMI JOIN _elt_win USING ({key})"
         )
     else:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _elt_old AS SELECT {key}, _elt_h, '' AS _elt_f"
+            f"CREATE OR REPLACE TABLE _elt_old AS SELECT {key}, _elt_h, '' AS _elt_f"
             " FROM _elt_win WHERE false"
         )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _elt_keep AS SELECT w._elt_part, w._elt_rn,"
+        "CREATE OR REPLACE TABLE _elt_keep AS SELECT w._elt_part, w._elt_rn,"
         f" EXISTS (SELECT 1 FROM _elt_old o WHERE {on}) AS _elt_replaces FROM _elt_win w"
         f" WHERE NOT EXISTS (SELECT 1 FROM _elt_old o WHERE {on} AND o._elt_h = w._elt_h)"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _elt_drop AS SELECT o.* FROM _elt_old o"
+        "CREATE OR REPLACE TABLE _elt_drop AS SELECT o.* FROM _elt_old o"
         f" JOIN _elt_win w ON {on} WHERE o._elt_h <> w._elt_h"
     )
     n_new, n_win, n_keep, n_replaces = con.execute(

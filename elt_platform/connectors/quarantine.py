@@ -102,7 +102,7 @@ def split_rows(
 ) -> SplitCounts:
     """Create `valid_table` (typed to the contract) and `rejected_table` (reason, position, row)."""
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _elt_src AS SELECT *, {position_sql} AS _elt_position, "
+        f"CREATE OR REPLACE TABLE _elt_src AS SELECT *, {position_sql} AS _elt_position, "
         f"row_number() OVER () AS _elt_row FROM ({source_sql})"
     )
     present = {r[0]: r[1] for r in con.execute("DESCRIBE _elt_src").fetchall()}
@@ -126,8 +126,7 @@ def split_rows(
             )
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(r)}" for cond, r in cases) + " END"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _elt_judged AS SELECT *, {reason} AS _elt_reason "
-        "FROM _elt_src"
+        f"CREATE OR REPLACE TABLE _elt_judged AS SELECT *, {reason} AS _elt_reason FROM _elt_src"
     )
     typed_cols = ", ".join(
         f"TRY_CAST({quote_ident(c.name)} AS {sql_type(c.type, present[c.name])}) AS "
@@ -137,14 +136,14 @@ def split_rows(
         for c in contract.columns
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {valid_table} AS SELECT {typed_cols} "
+        f"CREATE OR REPLACE TABLE {valid_table} AS SELECT {typed_cols} "
         "FROM _elt_judged WHERE _elt_reason IS NULL ORDER BY _elt_row"
     )
     payload_cols = [c for c in present if not c.startswith("_elt_")]
     fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in payload_cols)
     payload = f"to_json(struct_pack({fields}))"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {rejected_table} AS SELECT _elt_reason AS reason, "
+        f"CREATE OR REPLACE TABLE {rejected_table} AS SELECT _elt_reason AS reason, "
         f"CAST(_elt_position AS VARCHAR) AS source_position, _elt_row AS source_row, "
         f"CAST({payload} AS VARCHAR) AS row_json FROM _elt_judged WHERE _elt_reason IS NOT NULL "
         "ORDER BY _elt_row"

@@ -80,7 +80,7 @@ def run_dbt_build(
     pointers = {**pointers, **setup.reused_versions}
     scratch = wh.scratch_path(env.name)
     stateful = {a for a, kind in manifest.materializations().items() if kind in STATEFUL}
-    con = duckdb.connect(str(scratch))
+    con = duckdb.connect(str(scratch), config=wh.settings.duckdb_config(in_memory=False))
     try:
         report = prepare_scratch(
             con,
@@ -133,7 +133,7 @@ def run_dbt_build(
     for name, version in new_versions.items():
         if name in contracts and contracts[name].gated:
             key = dg.AssetKey.from_user_string(name)
-            outcomes = evaluate_gates(wh, version, contracts[name])
+            outcomes = evaluate_gates(wh, version, contracts[name], wh.settings.duckdb_config())
             gate_results[name] = [to_check_result(key, o) for o in outcomes]
     outcomes = test_outcomes(manifest, results)
     _record_checks(wh, setup, new_versions, outcomes, gate_results)
@@ -229,7 +229,7 @@ def _export_models(
     ]
     pointers = wh.resolve(environment)
     versions: dict[str, Version] = {}
-    con = duckdb.connect(str(scratch))
+    con = duckdb.connect(str(scratch), config=wh.settings.duckdb_config(in_memory=False))
     try:
         for key in built:
             name = key.to_user_string()

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from elt_platform.errors import ConfigError, MissingDbtProject
-from elt_platform.settings import Settings
+from elt_platform.settings import DUCKDB_MEMORY_LIMIT, Settings
 
 SCRATCH_VAR = "elt_scratch_db"
 ENVIRONMENT_VAR = "elt_environment"
@@ -29,6 +29,7 @@ class DbtProjectConfig:
     profile_name: str
     threads: int = 2
     project_name: str = ""
+    duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT  # dbt's DuckDB spills beside the scratch file
 
     @property
     def profiles_dir(self) -> Path:
@@ -64,6 +65,7 @@ def load_dbt_project(settings: Settings) -> DbtProjectConfig:
         state_dir=settings.dbt_state_dir,
         profile_name=profile,
         project_name=str(parsed.get("name") or project_dir.name),
+        duckdb_memory_limit=settings.duckdb_memory_limit,
     )
 
 
@@ -77,6 +79,7 @@ def render_profiles(cfg: DbtProjectConfig) -> str:
                     "type": "duckdb",
                     "path": "{{ var('" + SCRATCH_VAR + "') }}",
                     "threads": cfg.threads,
+                    "settings": {"memory_limit": cfg.duckdb_memory_limit},
                 }
             },
         }

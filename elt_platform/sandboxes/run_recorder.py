@@ -46,7 +46,7 @@ class SandboxRunRecorder:
         prod = wh.environments.pointers(PROD)
         current = wh.releases.current()
         prod_label = f"prod (release {current.release_id})" if current else "prod"
-        con = duckdb.connect()
+        con = duckdb.connect(config=wh.settings.duckdb_config())
         try:
             con.execute("SET enable_progress_bar = false")
 
