@@ -56,6 +56,11 @@ class Connector(Protocol):
 
     def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Batch: ...
 
+    def changed_since(self, sources_dir: Path, state: dict[str, Any]) -> str | None:
+        """Why extracting from `state` (the environment's current one) could change the table,
+        or None when it cannot: a cheap probe, never weaker than the extraction's own test."""
+        ...
+
     def datasets(self, sources_dir: Path) -> list[DatasetName]:
         """The source datasets a run reads, named per the OpenLineage conventions."""
         ...

@@ -61,11 +61,18 @@ def lazy_non_breaking(wh: GovernedWarehouse, cfg: DbtProjectConfig, manifest: Ma
     return check
 
 
-def plan_build(settings: Settings, name: str, selection: list[str] | None = None) -> RebuildPlan:
+def plan_build(
+    settings: Settings,
+    name: str,
+    selection: list[str] | None = None,
+    *,
+    include_sources: bool = False,
+) -> RebuildPlan:
     """What a build of environment `name` would recompute, and why (nothing is written): the
     same planner the dbt step runs. In a sandbox every selected asset is planned (raw sources
-    keep the release's versions unless their code changed); in staging the dbt models (sources
-    are extracted again on every staging build; the plan assumes they bring nothing new)."""
+    keep the release's versions unless their code changed); in staging the dbt models, plus the
+    raw sources with `include_sources` (a caller that probed them: a source's content is not
+    the planner's to judge, so the plan assumes they bring nothing new)."""
     env = environment_from_name(name)
     if env.is_prod:
         raise WriteNotAllowed(f"{env.name!r} is never built", hint="plan staging or a sandbox")
@@ -79,7 +86,7 @@ def plan_build(settings: Settings, name: str, selection: list[str] | None = None
     cfg = load_dbt_project(settings)
     manifest = load_manifest(cfg.manifest_path)
     wanted = selection or assets.keys
-    if env.kind is not EnvironmentKind.SANDBOX:
+    if env.kind is not EnvironmentKind.SANDBOX and not include_sources:
         wanted = [a for a in wanted if a in manifest.node_names()]
     return plan_environment(
         wh,
