@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from elt_platform.orchestration.lineage_datasets import DatasetName
+from elt_platform.orchestration.dataset_names import DatasetName
 
 # DuckDB COPY options for parts written by connectors: fast zstd, default row groups so that
 # later scans can skip row groups by min/max statistics.

@@ -20,7 +20,7 @@ import duckdb
 from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
 from elt_platform.connectors.merge import first_line
 from elt_platform.errors import ConfigError, MissingSourceData, SourceDataError
-from elt_platform.orchestration.lineage_datasets import DatasetName, file_dataset
+from elt_platform.orchestration.dataset_names import DatasetName, file_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 from elt_platform.sqlident import sql_literal
 from elt_platform.store.checksums import file_sha256

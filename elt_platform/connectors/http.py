@@ -22,7 +22,7 @@ import duckdb
 from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
 from elt_platform.connectors.http_client import JsonClient, RetryBudget
 from elt_platform.errors import ConfigError, EltError, SourceAuthError, SourceDataError
-from elt_platform.orchestration.lineage_datasets import DatasetName, http_dataset
+from elt_platform.orchestration.dataset_names import DatasetName, http_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 from elt_platform.sqlident import quote_ident, sql_literal
 

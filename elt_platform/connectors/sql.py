@@ -26,7 +26,7 @@ from elt_platform.errors import (
     SourceNotFound,
     SourceUnavailable,
 )
-from elt_platform.orchestration.lineage_datasets import DatasetName, sql_table_dataset
+from elt_platform.orchestration.dataset_names import DatasetName, sql_table_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 
 _OPTIONS = {"url", "url_env", "table", "schema", "cursor", "lookback", "chunk_rows", "lock_timeout"}
