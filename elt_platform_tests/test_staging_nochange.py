@@ -19,6 +19,7 @@ from elt_platform.access.facade import open_warehouse
 from elt_platform.launch.staging import build_staging
 from elt_platform.project.asset_graph import project_assets
 from elt_platform_tests.conftest import make_settings
+from elt_platform_tests.test_cli_startup import _probe
 
 # Parquet whose size does not depend on the values of fixed-width columns.
 FIXED_WIDTH = {"compression": "none", "use_dictionary": False, "write_statistics": False}
@@ -73,6 +74,14 @@ def test_a_second_staging_build_launches_no_run_and_keeps_every_build(staging):
         outcome = again.outcome.assets[asset]
         assert outcome.recomputed is False and outcome.version_id == pointers[asset], outcome
     assert _served(staging) == (pointers, builds)
+
+
+def test_a_no_change_staging_build_from_the_cli_imports_neither_dagster_nor_dbt(staging):
+    pointers = _served(staging)
+    found, stdout = _probe(staging, "build", "staging")
+    assert found == {"code": 0, "loaded": []}, stdout
+    assert "nothing recomputed, no run launched" in stdout
+    assert _served(staging) == pointers
 
 
 def test_a_file_overwritten_with_the_same_size_and_mtime_is_extracted(staging):

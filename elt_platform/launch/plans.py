@@ -61,6 +61,18 @@ def lazy_non_breaking(wh: GovernedWarehouse, cfg: DbtProjectConfig, manifest: Ma
     return check
 
 
+def require_known(known: Iterable[str], selection: list[str] | None) -> None:
+    """Refuse a `--select` value that names no asset, listing some that exist."""
+    known = set(known)
+    unknown = [s for s in selection or [] if s not in known]
+    if unknown:
+        shown = ", ".join(sorted(known)[:10]) + (", ..." if len(known) > 10 else "")
+        raise UnknownAsset(
+            f"no asset {unknown[0]!r} to build (assets: {shown})",
+            hint="pass asset keys as `elt env show staging` prints them, e.g. --select raw/orders",
+        )
+
+
 def plan_build(
     settings: Settings,
     name: str,
@@ -79,9 +91,7 @@ def plan_build(
     wh = open_warehouse(settings)
     record = wh.environments.get(env.name)
     assets = project_assets(settings)
-    unknown = [a for a in selection or [] if a not in assets.code_versions]
-    if unknown:
-        raise UnknownAsset(f"no asset {unknown[0]!r} in this project")
+    require_known(assets.code_versions, selection)
     config = environment_config(settings, env.name, record.config)
     cfg = load_dbt_project(settings)
     manifest = load_manifest(cfg.manifest_path)
