@@ -45,7 +45,10 @@ def build(
     if environment_from_name(environment).name == "staging":
         from elt_platform.launch.staging import build_staging
 
-        outcome = build_staging(settings, select or None, tags=tags).outcome
+        staged = build_staging(settings, select or None, tags=tags)
+        for asset, why in staged.probes.items():
+            console.print(f"{asset}: {why or 'unchanged, not extracted'}")
+        outcome = staged.outcome
     else:
         # Start-up cost: Dagster and the Definitions (seconds) load only when a run is launched.
         from elt_platform.launch.runs import build_environment
