@@ -25,6 +25,7 @@ ENV_VARS = {
     "openlineage_url": "ELT_OPENLINEAGE_URL",
     "metadata_url": "ELT_METADATA_URL",
     "dagster_storage_url": "ELT_DAGSTER_STORAGE_URL",
+    "versions_url": "ELT_VERSIONS_URL",
 }
 ALIASES = {"ELT_PROJECT_DIR": "ELT_DBT_PROJECT_DIR"}  # the name earlier versions read
 PROJECT_FILE_NAME = "elt_project.yml"
@@ -47,6 +48,8 @@ class Settings:
     # The control plane at scale (README: running at scale); None keeps the embedded SQLite.
     metadata_url: str | None = None  # postgresql://... (default: warehouse/meta.sqlite)
     dagster_storage_url: str | None = None  # Dagster's storage (default: metadata_url if Postgres)
+    # Versions shared between machines: an fsspec URL (s3://bucket/prefix); None: local disk only.
+    versions_url: str | None = None
 
     @property
     def warehouse_dir(self) -> Path:
@@ -128,4 +131,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         openlineage_url=env.get(ENV_VARS["openlineage_url"]) or None,
         metadata_url=env.get(ENV_VARS["metadata_url"]) or None,
         dagster_storage_url=env.get(ENV_VARS["dagster_storage_url"]) or None,
+        versions_url=env.get(ENV_VARS["versions_url"]) or None,
     )
