@@ -71,7 +71,9 @@ class Settings:
     @property
     def has_metadata(self) -> bool:
         """Whether an installation's metadata store exists (a PostgreSQL one always may)."""
-        return self.metadata_on_postgres or self.metadata_path.exists()
+        if self.metadata_on_postgres:
+            return True
+        return Path(self.metadata_location.removeprefix("sqlite:///")).exists()
 
     @property
     def dagster_postgres_url(self) -> str | None:

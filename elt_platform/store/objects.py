@@ -112,10 +112,12 @@ class FsspecStore:
         """The bucket (or shared folder) must exist: a typo must not create a new one."""
         protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else self.fs.protocol
         top = self.root if {"file", "local"} & set(protocols) else self.root.split("/", 1)[0]
-        if not self.fs.exists(top):
+        try:
+            self.fs.info(top)  # unlike exists(), raises when the store cannot be reached
+        except FileNotFoundError as exc:
             raise ObjectStoreUnavailable(
                 f"the object store {self.url} is unusable: {top} does not exist"
-            )
+            ) from exc
         self._checked = True
 
 

@@ -62,7 +62,7 @@ class VersionFiles:
             recorded = recorded_files(self.meta, asset, version_id)
             if recorded is not None:
                 problems = file_problems(staging, recorded)
-                refuse_damaged(asset, version_id, self.objects.location(key), problems)
+                refuse_damaged(asset, version_id, self.objects.location(key), problems, stored=True)
             final = self.version_dir(asset, version_id)
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
