@@ -19,7 +19,7 @@ from elt_demo.api import serving_demo_api
 from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
-from elt_platform.errors import ObjectStoreUnavailable, VersionTampered
+from elt_platform.errors import InvalidObjectStoreUrl, ObjectStoreUnavailable, VersionTampered
 from elt_platform.launch.runs import build_environment
 from elt_platform.store.objects import MARKER, open_object_store
 from elt_platform_tests.conftest import make_settings, new_warehouse, run_cli
@@ -222,3 +222,9 @@ def test_a_commit_the_store_refuses_records_nothing_and_a_delete_removes_the_obj
 
 def _cached_versions_in(root) -> set[str]:
     return {p.name for p in (root / "versions").glob("*/*") if p.parent.name != "_pending"}
+
+
+def test_a_versions_url_of_no_known_protocol_is_refused_at_open(tmp_path):
+    settings = make_settings(tmp_path / "home", ELT_VERSIONS_URL="nosuch://bucket/versions")
+    with pytest.raises(InvalidObjectStoreUrl, match="nosuch://bucket/versions.*cannot be used"):
+        open_warehouse(settings)
