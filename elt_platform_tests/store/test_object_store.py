@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+from datetime import timedelta
 
 import duckdb
 import pyarrow as pa
@@ -21,6 +22,7 @@ from elt_platform.access.facade import open_warehouse
 from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import InvalidObjectStoreUrl, ObjectStoreUnavailable, VersionTampered
 from elt_platform.launch.runs import build_environment
+from elt_platform.promotion.gc import collect_garbage
 from elt_platform.store.objects import MARKER, open_object_store
 from elt_platform_tests.conftest import make_settings, new_warehouse, run_cli
 
@@ -228,3 +230,16 @@ def test_a_versions_url_of_no_known_protocol_is_refused_at_open(tmp_path):
     settings = make_settings(tmp_path / "home", ELT_VERSIONS_URL="nosuch://bucket/versions")
     with pytest.raises(InvalidObjectStoreUrl, match="nosuch://bucket/versions.*cannot be used"):
         open_warehouse(settings)
+
+
+def test_gc_on_the_second_machine_deletes_the_objects_of_the_versions_it_collects(machines, s3):
+    b = machines["b"]
+    run_cli(b, "sandbox", "drop", "objs", check=True)  # release 1 is then referenced by nothing
+    report = collect_garbage(open_warehouse(b), keep=1, grace=timedelta(0), actor="test")
+    assert report.deleted_versions, "GC collected no version of release 1"
+    bucket = _bucket(s3)
+    for asset, version_id in report.deleted_versions:
+        stored = f"{BUCKET}/shared/versions/{asset.replace('/', '__')}/{version_id}"
+        assert not bucket.exists(f"{stored}/{MARKER}") and bucket.find(stored) == []
+        assert version_id not in _cached_versions(b)
+    assert _prod_contents(b) == machines["contents"][1]  # what prod serves is untouched
