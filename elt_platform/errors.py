@@ -158,3 +158,17 @@ class ServiceUnavailable(EltError):
 
 class InvalidServiceUrl(EltError):
     hint = "ELT_METADATA_URL / ELT_DAGSTER_STORAGE_URL: postgresql://USER:PASSWORD@HOST:PORT/DB"
+
+
+class ObjectStoreUnavailable(EltError):
+    """The object store holding versions (ELT_VERSIONS_URL) did not answer, refused the
+    credentials or has no such bucket; the message names the store, the hint what to check."""
+
+    hint = "check ELT_VERSIONS_URL (bucket, prefix, endpoint_url) and the store's credentials"
+
+
+class InvalidObjectStoreUrl(EltError):
+    hint = (
+        "ELT_VERSIONS_URL: an fsspec URL such as s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, "
+        "az://CONTAINER/PREFIX or file:///shared/versions, with the protocol's library installed"
+    )

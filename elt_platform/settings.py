@@ -27,6 +27,7 @@ ENV_VARS = {
     "metadata_url": "ELT_METADATA_URL",
     "dagster_storage_url": "ELT_DAGSTER_STORAGE_URL",
     "duckdb_memory_limit": "ELT_DUCKDB_MEMORY_LIMIT",
+    "versions_url": "ELT_VERSIONS_URL",
 }
 ALIASES = {"ELT_PROJECT_DIR": "ELT_DBT_PROJECT_DIR"}  # the name earlier versions read
 PROJECT_FILE_NAME = "elt_project.yml"
@@ -54,6 +55,8 @@ class Settings:
     dagster_storage_url: str | None = None  # Dagster's storage (default: metadata_url if Postgres)
     # Memory each DuckDB connection of the platform and of dbt may use before spilling to disk.
     duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT
+    # Versions shared between machines: an fsspec URL (s3://bucket/prefix); None: local disk only.
+    versions_url: str | None = None
 
     @property
     def warehouse_dir(self) -> Path:
@@ -75,7 +78,9 @@ class Settings:
     @property
     def has_metadata(self) -> bool:
         """Whether an installation's metadata store exists (a PostgreSQL one always may)."""
-        return self.metadata_on_postgres or self.metadata_path.exists()
+        if self.metadata_on_postgres:
+            return True
+        return Path(self.metadata_location.removeprefix("sqlite:///")).exists()
 
     @property
     def dagster_postgres_url(self) -> str | None:
@@ -151,4 +156,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metadata_url=env.get(ENV_VARS["metadata_url"]) or None,
         dagster_storage_url=env.get(ENV_VARS["dagster_storage_url"]) or None,
         duckdb_memory_limit=env.get(ENV_VARS["duckdb_memory_limit"]) or DUCKDB_MEMORY_LIMIT,
+        versions_url=env.get(ENV_VARS["versions_url"]) or None,
     )

@@ -199,6 +199,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
         env["ELT_PROJECT_FILE"] = str(settings.project_file_override)
     if settings.metadata_url is not None:
         env["ELT_METADATA_URL"] = settings.metadata_url
+    if settings.versions_url is not None:
+        env["ELT_VERSIONS_URL"] = settings.versions_url
     return env
 
 

@@ -13,7 +13,7 @@ import duckdb
 
 from elt_platform.store.checksums import check_files
 from elt_platform.store.integrity import verify_data
-from elt_platform.store.versions import content_fingerprint
+from elt_platform.store.parts import content_fingerprint
 from elt_platform.store.warehouse import Warehouse
 
 ORDERS_SQL = (

@@ -36,6 +36,7 @@ from elt_platform.store.catalog import META_SCHEMA
 from elt_platform.store.integrity import DataReport, verify_data
 from elt_platform.store.locks import EnvironmentLocks
 from elt_platform.store.metadata import MetadataStore
+from elt_platform.store.objects import open_object_store
 from elt_platform.store.releases import PublishResult
 from elt_platform.store.versions import Version
 from elt_platform.store.warehouse import Warehouse
@@ -237,6 +238,7 @@ def open_store(settings: Settings) -> Warehouse:
         code_version=lambda: current_code_version(settings.dbt_project_dir).label,
         anchor=LedgerAnchor(settings.ledger_anchor_path, ledger_key),
         metadata=settings.metadata_url,
+        objects=open_object_store(settings.versions_url),
     )
 
 

@@ -152,6 +152,10 @@ class GovernedVersions:
         self._access.check(WRITE, self._inner.record(asset, version_id)["environment"])
         self._inner.delete(asset, version_id)
 
+    def discard_files(self, asset: str, version_id: str) -> None:
+        """Files of a version whose record a checked operation (GC) already deleted."""
+        self._inner.discard_files(asset, version_id)
+
 
 class GovernedReleases:
     """Releases are what prod serves: reading them needs read access to prod."""

@@ -20,7 +20,8 @@ import duckdb
 from elt_platform.connectors.base import PART_COPY_OPTIONS, SourcePart
 from elt_platform.errors import ConfigError, SourceDataError
 from elt_platform.sqlident import quote_ident, sql_literal
-from elt_platform.store.versions import Version, VersionStore, parquet_schema
+from elt_platform.store.parts import parquet_schema
+from elt_platform.store.versions import Version, VersionStore
 
 Schema = tuple[tuple[str, str], ...]
 

@@ -20,7 +20,6 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import duckdb
 
@@ -230,7 +229,7 @@ def _apply(wh, duck, plan: list[PlannedVersion], report: RetentionReport, actor:
             params={**record["params"], "retention_rewrite_of": version.version_id},
         )
         rewrite.new_version = new.version_id
-    doomed: list[Path] = []
+    doomed: list[tuple[str, str]] = []
     with wh.meta.transaction() as tx:
         touched_releases: set[str] = set()
         for planned in plan:
@@ -252,7 +251,7 @@ def _apply(wh, duck, plan: list[PlannedVersion], report: RetentionReport, actor:
                 "DELETE FROM versions WHERE asset = ? AND version_id = ?",
                 (version.asset, version.version_id),
             )
-            doomed.append(version.directory)
+            doomed.append((version.asset, version.version_id))
         _carry_metadata(
             tx, {(r.asset, r.old_version): r.new_version for r in report.rewrites if r.new_version}
         )
@@ -290,8 +289,8 @@ def _apply(wh, duck, plan: list[PlannedVersion], report: RetentionReport, actor:
             assets=_new_versions_by_asset(report.rewrites),
         )
         report.ledger_seq = entry.seq
-    for directory in doomed:
-        shutil.rmtree(directory, ignore_errors=True)
+    for asset, version_id in doomed:
+        wh.privileged(Action.ENFORCE_RETENTION).versions.discard_files(asset, version_id)
 
 
 def _new_versions_by_asset(rewrites: list[Rewrite]) -> dict[str, str]:

@@ -48,7 +48,6 @@ def collect_garbage(
     wh.authorize(WRITE, PROD)
     report = GcReport()
     cutoff = (datetime.now(UTC) - grace).isoformat(timespec="microseconds")
-    doomed_dirs: list[Path] = []
     with wh.meta.transaction() as tx:
         live = [
             r[0]
@@ -70,14 +69,13 @@ def collect_garbage(
                     (release_id,),
                 )
             }
-        for asset, version_id, path, size, created in tx.execute(
-            "SELECT asset, version_id, path, bytes, created_at FROM versions"
+        for asset, version_id, size, created in tx.execute(
+            "SELECT asset, version_id, bytes, created_at FROM versions"
         ).fetchall():
             if (asset, version_id) in referenced or created > cutoff:
                 continue
             report.deleted_versions.append((asset, version_id))
             report.freed_bytes += size
-            doomed_dirs.append(Path(path).parent)
         report.pending_removed = _stale_pending(wh.versions.pending_dir, grace)
         if dry_run:
             return report  # nothing was written; the empty transaction commits harmlessly
@@ -104,8 +102,8 @@ def collect_garbage(
                 assets=_by_asset(report.deleted_versions),
                 tx=tx,
             )
-    for directory in doomed_dirs:
-        shutil.rmtree(directory, ignore_errors=True)
+    for asset, version_id in report.deleted_versions:
+        wh.versions.discard_files(asset, version_id)  # local folder and object store
     for name in report.pending_removed:
         path = wh.versions.pending_dir / name
         if path.is_dir():

@@ -50,11 +50,15 @@ def file_problems(directory: Path, recorded: FileEntries, names: Iterable[str] |
     return problems
 
 
-def refuse_damaged(asset: str, version_id: str, directory: Path, problems: list[str]) -> None:
-    """Fail closed: a version whose files changed after commit is never trusted again."""
+def refuse_damaged(
+    asset: str, version_id: str, directory: Path | str, problems: list[str], *, stored=False
+) -> None:
+    """Fail closed: a version whose files changed after commit is never trusted again
+    (`stored`: `directory` is its place in the object store, fetched from there)."""
     if problems:
+        where = f"in the object store ({directory})" if stored else "on disk"
         raise VersionTampered(
-            f"version {version_id} of {asset} was changed on disk after it was committed: "
+            f"version {version_id} of {asset} was changed {where} after it was committed: "
             + "; ".join(problems),
             hint=f"`elt audit verify --data` lists every damaged version; move {directory} "
             "aside (keep it as evidence) and build again to rewrite it",

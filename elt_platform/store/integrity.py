@@ -15,14 +15,14 @@ import duckdb
 from elt_platform.sqlident import sql_literal
 from elt_platform.store.checksums import file_problems, recorded_files
 from elt_platform.store.metadata import MetadataStore
-from elt_platform.store.versions import (
+from elt_platform.store.parts import (
     PARTS_FILE,
     PartStats,
-    VersionStore,
     combined_content_id,
     parquet_schema,
     part_fingerprints,
 )
+from elt_platform.store.versions import VersionStore
 
 _LIVE_SQL = """
 SELECT asset, version_id, group_concat(place, ', ') FROM (

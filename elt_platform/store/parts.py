@@ -73,3 +73,23 @@ def directory_part_stats(
         return {n: PartStats(int(p["rows"]), int(p["h1"]), int(p["h2"])) for n, p in parts.items()}
     files = sorted(directory.glob("*.parquet"))
     return {f.name: s for f, s in part_fingerprints(con, files, tuple(schema)).items()}
+
+
+def content_fingerprint(con: duckdb.DuckDBPyConnection, parquet: Path) -> tuple[str, int, tuple]:
+    """Order-independent content id of a Parquet file: schema, row count and two row-hash sums."""
+    src = f"read_parquet({sql_literal(str(parquet))})"
+    schema = tuple(
+        (row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
+    )
+    rows, h1, h2 = con.execute(
+        f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0), "
+        f"coalesce(sum(hash(t, 'elt')::HUGEINT), 0) FROM {src} AS t"
+    ).fetchone()
+    digest = hashlib.sha256(json.dumps([schema, rows, str(h1), str(h2)]).encode()).hexdigest()
+    return digest[:16], int(rows), schema
+
+
+def parquet_schema(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[tuple[str, str], ...]:
+    """Column names and DuckDB types of one Parquet file (reads only its footer)."""
+    sql = f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})"
+    return tuple((row[0], row[1]) for row in con.execute(sql).fetchall())

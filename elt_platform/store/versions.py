@@ -1,6 +1,8 @@
 """Immutable table versions: Parquet files addressed by a content hash, never overwritten. Each
 file's size and checksum are recorded at commit and re-checked before an existing version's
-files are trusted again (`checksums.py`)."""
+files are trusted again (`checksums.py`). With an object store (`objects.py`) a commit uploads the
+files before recording the version, and a version missing from the local folder is fetched and
+verified when it is looked up (`get`)."""
 
 from __future__ import annotations
 
@@ -20,14 +22,18 @@ from elt_platform.sqlident import sql_literal
 from elt_platform.store.builds import delete_builds_of, insert_build
 from elt_platform.store.checksums import check_files, record_files, refuse_damaged
 from elt_platform.store.metadata import MetadataStore, utc_now
+from elt_platform.store.objects import ObjectStore
 from elt_platform.store.parts import (
     PARTS_FILE,
     PartStats,
     combined_content_id,
+    content_fingerprint,
     directory_part_stats,
     link_or_copy,
+    parquet_schema,
     part_fingerprints,
 )
+from elt_platform.store.version_files import VersionFiles
 
 
 @dataclass(frozen=True)
@@ -56,39 +62,24 @@ class Version:
         return f"read_parquet({sql_literal(str(self.directory / '*.parquet'))})"
 
 
-def asset_dir_name(asset: str) -> str:
-    """Filesystem-safe folder for an asset key string such as `raw/orders`."""
-    return asset.replace("/", "__")
-
-
-def content_fingerprint(con: duckdb.DuckDBPyConnection, parquet: Path) -> tuple[str, int, tuple]:
-    """Order-independent content id of a Parquet file: schema, row count and two row-hash sums."""
-    src = f"read_parquet({sql_literal(str(parquet))})"
-    schema = tuple(
-        (row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
-    )
-    rows, h1, h2 = con.execute(
-        f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0), "
-        f"coalesce(sum(hash(t, 'elt')::HUGEINT), 0) FROM {src} AS t"
-    ).fetchone()
-    digest = hashlib.sha256(json.dumps([schema, rows, str(h1), str(h2)]).encode()).hexdigest()
-    return digest[:16], int(rows), schema
-
-
-def parquet_schema(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[tuple[str, str], ...]:
-    """Column names and DuckDB types of one Parquet file (reads only its footer)."""
-    sql = f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})"
-    return tuple((row[0], row[1]) for row in con.execute(sql).fetchall())
-
-
 class VersionStore:
-    """Writes, finds and deletes immutable versions under `<root>/versions`."""
+    """Writes, finds and deletes immutable versions under `<root>/versions` (with an object
+    store: a local cache of the versions kept there)."""
 
-    def __init__(self, root: Path, meta: MetadataStore) -> None:
+    def __init__(self, root: Path, meta: MetadataStore, objects: ObjectStore | None = None) -> None:
         self.root = Path(root)
         self.meta = meta
         self.versions_dir = self.root / "versions"
         self.pending_dir = self.versions_dir / "_pending"
+        self.files = VersionFiles(self.versions_dir, self.pending_dir, meta, objects)
+
+    def version_dir(self, asset: str, version_id: str) -> Path:
+        return self.files.version_dir(asset, version_id)
+
+    def ensure_local(self, version: Version) -> Version:
+        """The version with its files in the local folder (fetched and verified if needed)."""
+        self.files.ensure_local(version.asset, version.version_id)
+        return version
 
     def new_pending_path(self) -> Path:
         self.pending_dir.mkdir(parents=True, exist_ok=True)
@@ -128,14 +119,16 @@ class VersionStore:
         """Move a finished Parquet file into the store under its content hash and record it
         (the version once, the build every time; `masked`: computed from masked inputs)."""
         version_id, rows, schema = content_fingerprint(con, pending)
-        final = self.versions_dir / asset_dir_name(asset) / version_id / "data.parquet"
-        reused = final.exists()
+        final = self.version_dir(asset, version_id) / "data.parquet"
+        reused, stored = self.files.place(asset, version_id)
         if reused:
             pending.unlink(missing_ok=True)
             self._check_reused(con, asset, version_id, final.parent)  # tampered -> refused
         else:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(pending, final)
+        if not stored:
+            self.files.upload(asset, version_id, installed=not reused)
         build_id = self._record(
             asset,
             version_id,
@@ -229,7 +222,7 @@ class VersionStore:
             ).fetchone()
         if row is None:
             raise UnknownVersion(f"no version {version_id!r} of asset {asset!r}")
-        return _version_from_row(row, reused, build_id)
+        return self.ensure_local(self._from_row(row, reused, build_id))
 
     def record(self, asset: str, version_id: str) -> dict:
         """Provenance of a version's first build: run, code version, input versions, parameters
@@ -256,30 +249,39 @@ class VersionStore:
         if asset is not None:
             sql, args = sql + " WHERE asset = ?", (asset,)
         with self.meta.read() as con:
-            return [_version_from_row(r) for r in con.execute(sql + " ORDER BY created_at", args)]
+            return [self._from_row(r) for r in con.execute(sql + " ORDER BY created_at", args)]
 
     def delete(self, asset: str, version_id: str) -> None:
-        """Remove a version's files and record; callers must check it is unreferenced."""
-        version = self.get(asset, version_id)
+        """Remove a version's record, then its files; callers must check it is unreferenced."""
+        self.record(asset, version_id)  # unknown -> UnknownVersion
         with self.meta.transaction() as tx:
             tx.execute(
                 "DELETE FROM versions WHERE asset = ? AND version_id = ?", (asset, version_id)
             )
             delete_builds_of(tx, [(asset, version_id)])
-        shutil.rmtree(version.path.parent, ignore_errors=True)
+        self.discard_files(asset, version_id)
+
+    def discard_files(self, asset: str, version_id: str) -> None:
+        """Remove the files of a version whose record is already deleted (GC, retention, prune),
+        locally and in the object store; a version still recorded keeps its files."""
+        with self.meta.read() as con:
+            row = con.execute(
+                "SELECT 1 FROM versions WHERE asset = ? AND version_id = ?", (asset, version_id)
+            ).fetchone()
+        if row is not None:
+            raise ValueError(f"version {version_id} of {asset} is still recorded")
+        self.files.discard(asset, version_id)
 
     def new_pending_dir(self) -> Path:
         """A private folder on the store's filesystem for parts being prepared."""
-        path = self.pending_dir / uuid.uuid4().hex
-        path.mkdir(parents=True)
-        return path
+        return self.files.new_pending_dir()
 
     def part_files(self, version: Version) -> list[Path]:
-        return sorted(version.directory.glob("*.parquet"))
+        return sorted(self.ensure_local(version).directory.glob("*.parquet"))
 
     def part_stats(self, con: duckdb.DuckDBPyConnection, version: Version) -> dict[str, PartStats]:
         """Per-part stats of a version by file name (from its sidecar; scanned for old versions)."""
-        return directory_part_stats(con, version.directory, version.schema)
+        return directory_part_stats(con, self.ensure_local(version).directory, version.schema)
 
     def commit_parts(
         self,
@@ -328,12 +330,16 @@ class VersionStore:
                 name = f"part-{base}-{n}.parquet"
             entries[name] = (part, stats, False)
         version_id = combined_content_id(schema, [e[1] for e in entries.values()])
-        final_dir = self.versions_dir / asset_dir_name(asset) / version_id
-        reused = final_dir.exists()
+        final_dir = self.version_dir(asset, version_id)
+        reused, stored = self.files.place(asset, version_id)
+        installed = False
         if not reused:
             reused = self._install_parts(final_dir, entries, schema)
+            installed = not reused
         if reused:
             self._check_reused(con, asset, version_id, final_dir)
+        if not stored:
+            self.files.upload(asset, version_id, installed=installed)
         for part in new_parts:
             part.unlink(missing_ok=True)
         files = sorted(final_dir.glob("*.parquet"))
@@ -389,12 +395,17 @@ class VersionStore:
             raise
         return False
 
+    def _from_row(self, row, reused: bool = False, build_id: str | None = None) -> Version:
+        """A version whose path is in this installation's folder, whichever machine wrote it."""
+        directory = self.version_dir(row["asset"], row["version_id"])
+        return _version(row, directory / Path(row["path"]).name, reused, build_id)
 
-def _version_from_row(row, reused: bool = False, build_id: str | None = None) -> Version:
+
+def _version(row, path: Path, reused: bool, build_id: str | None) -> Version:
     return Version(
         asset=row["asset"],
         version_id=row["version_id"],
-        path=Path(row["path"]),
+        path=path,
         rows=row["rows"],
         bytes=row["bytes"],
         schema=tuple(tuple(x) for x in json.loads(row["schema_json"])),

@@ -17,6 +17,7 @@ from elt_platform.store.catalog import CatalogStore, SandboxRelations
 from elt_platform.store.ledger import Ledger, LedgerKind
 from elt_platform.store.locks import EnvironmentLocks
 from elt_platform.store.metadata import MetadataStore
+from elt_platform.store.objects import ObjectStore
 from elt_platform.store.pointers import EnvironmentRegistry
 from elt_platform.store.releases import PublishResult, ReleaseStore, manifest_hash
 from elt_platform.store.versions import Version, VersionStore
@@ -33,11 +34,13 @@ class Warehouse:
         code_version: Callable[[], str | None] | None = None,
         anchor: LedgerAnchor | None = None,
         metadata: str | None = None,
+        objects: ObjectStore | None = None,
     ) -> None:
         self.root = Path(root)
         # The metadata store's URL (PostgreSQL at scale); by default a SQLite file under root.
         self.meta = MetadataStore(metadata or self.root / "meta.sqlite")
-        self.versions = VersionStore(self.root, self.meta)
+        # An object store shared by several installations (versions_url), else the local disk.
+        self.versions = VersionStore(self.root, self.meta, objects)
         self.builds = BuildStore(self.meta)
         self.environments = EnvironmentRegistry(self.meta)
         self.releases = ReleaseStore(self.meta)
