@@ -64,6 +64,19 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def rename_into_place(staging: Path, final: Path) -> bool:
+    """Move a finished folder to its content-addressed place; False when a concurrent writer of
+    the same content got there first (the caller discards its own copy)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staging, final)
+    except OSError:
+        if not final.exists():
+            raise
+        return False
+    return True
+
+
 def directory_part_stats(
     con: duckdb.DuckDBPyConnection, directory: Path, schema: tuple
 ) -> dict[str, PartStats]:

@@ -5,7 +5,6 @@ used, and files are discarded locally and in the object store together."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 from elt_platform.store.checksums import file_problems, recorded_files, refuse_damaged
 from elt_platform.store.metadata import MetadataStore
 from elt_platform.store.objects import LocalDisk, ObjectStore
+from elt_platform.store.parts import rename_into_place
 
 
 def asset_dir_name(asset: str) -> str:
@@ -63,13 +63,7 @@ class VersionFiles:
             if recorded is not None:
                 problems = file_problems(staging, recorded)
                 refuse_damaged(asset, version_id, self.objects.location(key), problems, stored=True)
-            final = self.version_dir(asset, version_id)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(staging, final)
-            except OSError:
-                if not final.exists():
-                    raise
+            rename_into_place(staging, self.version_dir(asset, version_id))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -32,6 +32,7 @@ from elt_platform.store.parts import (
     link_or_copy,
     parquet_schema,
     part_fingerprints,
+    rename_into_place,
 )
 from elt_platform.store.version_files import VersionFiles
 
@@ -382,12 +383,7 @@ class VersionStore:
                 },
             }
             (staging / PARTS_FILE).write_text(json.dumps(sidecar, indent=1))
-            final_dir.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(staging, final_dir)
-            except OSError:
-                if not final_dir.exists():
-                    raise
+            if not rename_into_place(staging, final_dir):
                 shutil.rmtree(staging, ignore_errors=True)
                 return True
         except BaseException:
