@@ -28,7 +28,8 @@ def build(
     ),
 ) -> None:
     """Materialize assets in one environment as a Dagster run (unchanged models keep their
-    build: only what changed and its downstream is recomputed)."""
+    build: only what changed and its downstream is recomputed; in staging only changed sources
+    are extracted, and with nothing changed no run is launched)."""
     settings = load_settings()
     require_buildable(environment_from_name(environment))  # prod: refused before anything runs
     wh = open_warehouse(settings)
@@ -40,11 +41,19 @@ def build(
         print_plan(plan_build(settings, environment, select or None))
         return
     wh.authorize("write", environment)  # the run re-checks the identity carried by its tags
-    # Start-up cost: Dagster and the Definitions (seconds) load only when a run is launched.
-    from elt_platform.launch.runs import build_environment
-
     tags = wh.access.identity.tags()
-    outcome = build_environment(settings, environment, selection=select or None, tags=tags)
+    if environment_from_name(environment).name == "staging":
+        from elt_platform.launch.staging import build_staging
+
+        staged = build_staging(settings, select or None, tags=tags)
+        for asset, why in staged.probes.items():
+            console.print(f"{asset}: {why or 'unchanged, not extracted'}")
+        outcome = staged.outcome
+    else:
+        # Start-up cost: Dagster and the Definitions (seconds) load only when a run is launched.
+        from elt_platform.launch.runs import build_environment
+
+        outcome = build_environment(settings, environment, selection=select or None, tags=tags)
     table = Table("asset", "rows", "version", "recomputed", "checks ok", "checks failed")
     for a in outcome.assets.values():
         table.add_row(
@@ -56,6 +65,8 @@ def build(
             str(a.checks_failed),
         )
     console.print(table)
+    if outcome.run_id is None:
+        console.print("no source or model changed: nothing recomputed, no run launched")
     if not outcome.success:
         console.print(f"[red]run {outcome.run_id} failed:[/] {outcome.error}")
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from elt_platform.orchestration.lineage_datasets import DatasetName
+from elt_platform.orchestration.dataset_names import DatasetName
 
 # DuckDB COPY options for parts written by connectors: fast zstd, default row groups so that
 # later scans can skip row groups by min/max statistics.
@@ -55,6 +55,11 @@ class Connector(Protocol):
     name: str
 
     def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Batch: ...
+
+    def changed_since(self, sources_dir: Path, state: dict[str, Any]) -> str | None:
+        """Why extracting from `state` (the environment's current one) could change the table,
+        or None when it cannot: a cheap probe, never weaker than the extraction's own test."""
+        ...
 
     def datasets(self, sources_dir: Path) -> list[DatasetName]:
         """The source datasets a run reads, named per the OpenLineage conventions."""

@@ -1,15 +1,15 @@
 """File connector: a landing folder of Parquet, CSV or JSON Lines files matched by a glob.
 
-Incremental by content: every file is identified by its SHA-256, so a file already loaded is
-never loaded twice even if renamed or touched, and a file whose content changed is loaded again
-(its rows replace the old ones by primary key). Parquet files become parts as they are (copied,
+Incremental by content: every file is identified by its SHA-256 (computed on every run, never
+trusted from name, size and mtime), so a file already loaded is never loaded twice even if renamed
+or touched, and a file whose content changed is loaded again (its rows replace the old ones by
+primary key). Parquet files become parts as they are (copied,
 never re-encoded); CSV and JSON Lines are parsed by DuckDB into Parquet parts.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +20,10 @@ import duckdb
 from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
 from elt_platform.connectors.merge import first_line
 from elt_platform.errors import ConfigError, MissingSourceData, SourceDataError
-from elt_platform.orchestration.lineage_datasets import DatasetName, file_dataset
+from elt_platform.orchestration.dataset_names import DatasetName, file_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 from elt_platform.sqlident import sql_literal
+from elt_platform.store.checksums import file_sha256
 
 FORMATS = ("parquet", "csv", "jsonl")
 MODES = ("incremental", "full_refresh")
@@ -73,6 +74,18 @@ class FileConnector:
         """Every file the pattern matches: the version's rows come from all of them."""
         return [file_dataset(p) for p in self.files(sources_dir)]
 
+    def changed_since(self, sources_dir: Path, state: dict[str, Any]) -> str | None:
+        """Why an extraction from `state` could change the table, or None when every file the
+        pattern matches has the name and content (SHA-256, not size or mtime) last recorded."""
+        files = self.files(sources_dir)
+        now = {p.relative_to(sources_dir).as_posix(): file_sha256(p) for p in files}
+        recorded = recorded_files(state)
+        if not now or now != recorded:
+            names = now.keys() | recorded.keys()
+            changed = sorted(n for n in names if now.get(n) != recorded.get(n))
+            return f"files changed: {', '.join(changed[:3]) or 'none match'}"
+        return None
+
     def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Batch:
         files = self.files(ctx.sources_dir)
         if not files:
@@ -84,13 +97,11 @@ class FileConnector:
         state: dict[str, dict[str, Any]] = {d: dict(e) for d, e in seen.items()}
         to_load: list[tuple[Path, str, str]] = []
         renamed, changed, skipped = [], [], 0
-        known = _name_index(seen)
         for path in files:
             rel = path.relative_to(ctx.sources_dir).as_posix()
             stat = path.stat()
-            # Trust a recorded hash only if name, size and modification time are all unchanged.
-            recorded = known.get((rel, stat.st_size, stat.st_mtime_ns))
-            digest = recorded or _sha256(path)
+            # Always the content: a file rewritten with the same size and mtime is still new.
+            digest = file_sha256(path)
             if digest in seen:
                 skipped += 1
                 if rel not in seen[digest]["names"]:
@@ -215,17 +226,10 @@ def _struct(columns: tuple[tuple[str, str], ...]) -> str:
     return "{" + ", ".join(f"{sql_literal(c)}: {sql_literal(t)}" for c, t in columns) + "}"
 
 
-def _name_index(seen: dict[str, dict]) -> dict[tuple[str, int, int], str]:
+def recorded_files(state: dict[str, Any]) -> dict[str, str]:
+    """file name -> content hash, as the extraction that saved `state` found them."""
     return {
-        (name, entry["size"], mtime): digest
-        for digest, entry in seen.items()
-        for name, mtime in entry["names"].items()
+        name: digest
+        for digest, entry in (state.get("files") or {}).items()
+        for name in entry["names"]
     }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()

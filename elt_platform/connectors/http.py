@@ -12,7 +12,7 @@ import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -21,8 +21,8 @@ import duckdb
 
 from elt_platform.connectors.base import PART_COPY_OPTIONS, Batch, ExtractContext, SourcePart
 from elt_platform.connectors.http_client import JsonClient, RetryBudget
-from elt_platform.errors import ConfigError, SourceAuthError, SourceDataError
-from elt_platform.orchestration.lineage_datasets import DatasetName, http_dataset
+from elt_platform.errors import ConfigError, EltError, SourceAuthError, SourceDataError
+from elt_platform.orchestration.dataset_names import DatasetName, http_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 from elt_platform.sqlident import quote_ident, sql_literal
 
@@ -135,6 +135,35 @@ class HttpConnector:
     def datasets(self, sources_dir: Path) -> list[DatasetName]:
         """The endpoint (no OpenLineage convention: scheme://host:port + URL path)."""
         return [http_dataset(urljoin(self.resolved_base_url(), self.endpoint.lstrip("/")))]
+
+    def changed_since(self, sources_dir: Path, state: dict[str, Any]) -> str | None:
+        """Why an extraction from `state` could bring records, or None when the API has none
+        after the last cursor: the extraction's own first request (same filter), one record long.
+        Without a cursor every extraction re-reads the API, so it always runs."""
+        since = state.get("since") if self.since_param else None
+        if since is None:
+            return "no cursor recorded (full re-read or an older extraction)"
+        filters = {self.since_param: since}
+        if self.pagination == "page":
+            url = self._url(page=1, per_page=1, **filters)
+        elif self.pagination == "offset":
+            url = self._url(offset=0, limit=1, **filters)
+        else:
+            url = self._url(limit=1, **filters)
+        try:
+            once = replace(self.budget, max_attempts=1)
+            client = JsonClient(self.name, self._auth_headers(), once)
+            try:
+                body = client.get(url, f"change probe ({self.endpoint})")
+            finally:
+                client.close()
+        except EltError as exc:
+            return f"probe failed: {exc}"  # the extraction retries and reports it properly
+        records = body.get(self.records_key) if isinstance(body, dict) else None
+        total = body.get(self.total_key) if isinstance(body, dict) else None
+        if records != [] or total not in (0, None):
+            return f"records after {self.cursor_field} {since}"
+        return None
 
     def extract(self, con: duckdb.DuckDBPyConnection, ctx: ExtractContext) -> Batch:
         since = ctx.state.get("since") if self.since_param else None

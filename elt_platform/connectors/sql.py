@@ -8,6 +8,7 @@ the merge when unchanged. The default source is a SQLite file, opened read-only.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import sqlite3
@@ -18,8 +19,14 @@ from typing import Any
 import duckdb
 
 from elt_platform.connectors.base import Batch, ExtractContext, SourcePart
-from elt_platform.errors import ConfigError, SourceDataError, SourceNotFound, SourceUnavailable
-from elt_platform.orchestration.lineage_datasets import DatasetName, sql_table_dataset
+from elt_platform.errors import (
+    ConfigError,
+    EltError,
+    SourceDataError,
+    SourceNotFound,
+    SourceUnavailable,
+)
+from elt_platform.orchestration.dataset_names import DatasetName, sql_table_dataset
 from elt_platform.project.sources import SourceConfig, check_known_options, option
 
 _OPTIONS = {"url", "url_env", "table", "schema", "cursor", "lookback", "chunk_rows", "lock_timeout"}
@@ -84,6 +91,33 @@ class SqlConnector:
         finally:
             engine.dispose()
 
+    def changed_since(self, sources_dir: Path, state: dict[str, Any]) -> str | None:
+        """Why an extraction from `state` could bring rows, or None when it cannot: the rows its
+        look-back would re-read (cursor above the last cursor minus the look-back) are exactly
+        those recorded, by a digest of their values; a new, late or updated row changes it."""
+        if not self.cursor or state.get("cursor") is None or "window_sha256" not in state:
+            return "no cursor window recorded (full refresh or an older extraction)"
+        import sqlalchemy as sa
+
+        floor = _minus(_decode(state["cursor"]), self.lookback)
+        try:
+            engine, shown = self._engine(sources_dir)
+        except EltError as exc:
+            return f"probe failed: {exc}"  # the extraction reports it properly
+        try:
+            with engine.connect() as conn:
+                table = self._reflect(sa, conn, shown)
+                if self.cursor not in table.c:
+                    return f"cursor column {self.cursor!r} is gone"
+                rows = conn.execute(sa.select(table).where(table.c[self.cursor] > floor)).all()
+        except (sa.exc.DBAPIError, EltError) as exc:
+            return f"probe failed: {type(exc).__name__}"
+        finally:
+            engine.dispose()
+        if rows_digest(rows) != state["window_sha256"]:
+            return f"rows with {self.cursor} after {floor} changed"
+        return None
+
     def resolved_url(self, sources_dir: Path):
         """The SQLAlchemy URL in effect: `url_env` if set, `{sources_dir}` filled in."""
         import sqlalchemy as sa
@@ -143,6 +177,7 @@ class SqlConnector:
         parts: list[SourcePart] = []
         newest, done = _decode(previous) if previous is not None else None, 0
         cursor_index = list(table.c.keys()).index(self.cursor) if self.cursor else None
+        window: list = []  # rows the next run's look-back re-reads (their digest is the probe's)
         while True:
             try:
                 rows = result.fetchmany(self.chunk_rows)
@@ -161,6 +196,8 @@ class SqlConnector:
             if cursor_index is not None and rows:
                 top = max(v for v in columns[cursor_index] if v is not None)
                 newest = top if newest is None else max(newest, top)
+                floor = _minus(newest, self.lookback)
+                window = [r for r in (*window, *rows) if _after(r[cursor_index], floor)]
             part = SourcePart(ctx.work_dir / f"sql-{len(parts):05d}.parquet", label)
             pq.write_table(pa.table(arrays, schema=arrow_schema), part.path, compression="zstd")
             parts.append(part)
@@ -169,7 +206,11 @@ class SqlConnector:
                 break
         return Batch(
             parts=parts,
-            state={"cursor": _encode(newest)} if self.cursor and newest is not None else {},
+            state=(
+                {"cursor": _encode(newest), "window_sha256": rows_digest(window)}
+                if self.cursor and newest is not None
+                else {}
+            ),
             position={
                 "database": shown,
                 "table": self.table,
@@ -184,6 +225,16 @@ class SqlConnector:
             full_refresh=self.cursor is None,
             counters={"chunks": len(parts)},
         )
+
+
+def rows_digest(rows) -> str:
+    """Order-independent digest of rows as the driver returns them (the extraction's chunk rows
+    and the probe's must come from the same query shape)."""
+    return hashlib.sha256("\n".join(sorted(repr(tuple(r)) for r in rows)).encode()).hexdigest()
+
+
+def _after(value: Any, floor: Any) -> bool:
+    return value is not None and value > floor
 
 
 def _arrow_type(sa, sql_type):

@@ -61,25 +61,42 @@ def lazy_non_breaking(wh: GovernedWarehouse, cfg: DbtProjectConfig, manifest: Ma
     return check
 
 
-def plan_build(settings: Settings, name: str, selection: list[str] | None = None) -> RebuildPlan:
+def require_known(known: Iterable[str], selection: list[str] | None) -> None:
+    """Refuse a `--select` value that names no asset, listing some that exist."""
+    known = set(known)
+    unknown = [s for s in selection or [] if s not in known]
+    if unknown:
+        shown = ", ".join(sorted(known)[:10]) + (", ..." if len(known) > 10 else "")
+        raise UnknownAsset(
+            f"no asset {unknown[0]!r} to build (assets: {shown})",
+            hint="pass asset keys as `elt env show staging` prints them, e.g. --select raw/orders",
+        )
+
+
+def plan_build(
+    settings: Settings,
+    name: str,
+    selection: list[str] | None = None,
+    *,
+    include_sources: bool = False,
+) -> RebuildPlan:
     """What a build of environment `name` would recompute, and why (nothing is written): the
     same planner the dbt step runs. In a sandbox every selected asset is planned (raw sources
-    keep the release's versions unless their code changed); in staging the dbt models (sources
-    are extracted again on every staging build; the plan assumes they bring nothing new)."""
+    keep the release's versions unless their code changed); in staging the dbt models, plus the
+    raw sources with `include_sources` (a caller that probed them: a source's content is not
+    the planner's to judge, so the plan assumes they bring nothing new)."""
     env = environment_from_name(name)
     if env.is_prod:
         raise WriteNotAllowed(f"{env.name!r} is never built", hint="plan staging or a sandbox")
     wh = open_warehouse(settings)
     record = wh.environments.get(env.name)
     assets = project_assets(settings)
-    unknown = [a for a in selection or [] if a not in assets.code_versions]
-    if unknown:
-        raise UnknownAsset(f"no asset {unknown[0]!r} in this project")
+    require_known(assets.code_versions, selection)
     config = environment_config(settings, env.name, record.config)
     cfg = load_dbt_project(settings)
     manifest = load_manifest(cfg.manifest_path)
     wanted = selection or assets.keys
-    if env.kind is not EnvironmentKind.SANDBOX:
+    if env.kind is not EnvironmentKind.SANDBOX and not include_sources:
         wanted = [a for a in wanted if a in manifest.node_names()]
     return plan_environment(
         wh,

@@ -4,7 +4,7 @@ promotion sensor's evaluation and the run it requests, rollbacks. Composition li
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import dagster as dg
@@ -12,7 +12,8 @@ import dagster as dg
 from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.assembly import build_definitions
 from elt_platform.environments import environment_from_name, require_buildable
-from elt_platform.errors import UnknownAsset
+from elt_platform.launch.outcomes import AssetOutcome, BuildOutcome
+from elt_platform.launch.plans import require_known
 from elt_platform.orchestration.instance import open_instance
 from elt_platform.orchestration.names import (
     BUILD_JOB,
@@ -37,31 +38,6 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def load_definitions(settings: Settings) -> dg.Definitions:
     """The installation's Definitions, built once per process and settings."""
     return build_definitions(settings)
-
-
-@dataclass
-class AssetOutcome:
-    asset: str
-    rows: int | None = None
-    version_id: str | None = None
-    seconds: float | None = None
-    checks_passed: int = 0
-    checks_failed: int = 0
-    failed_checks: list[str] = field(default_factory=list)
-    recomputed: bool | None = None  # dbt models: False when the run reused its existing build
-
-
-@dataclass
-class BuildOutcome:
-    environment: str
-    run_id: str
-    success: bool
-    assets: dict[str, AssetOutcome]
-    error: str | None = None
-
-    @property
-    def checks_failed(self) -> int:
-        return sum(a.checks_failed for a in self.assets.values())
 
 
 def build_environment(
@@ -130,14 +106,7 @@ def _asset_selection(defs: dg.Definitions, selection: list[str] | None) -> list 
     if not selection:
         return None
     graph = defs.resolve_asset_graph()
-    known = {k.to_user_string() for k in graph.materializable_asset_keys}
-    unknown = [s for s in selection if s not in known]
-    if unknown:
-        shown = ", ".join(sorted(known)[:10]) + (", ..." if len(known) > 10 else "")
-        raise UnknownAsset(
-            f"no asset {unknown[0]!r} to build (assets: {shown})",
-            hint="pass asset keys as `elt env show staging` prints them, e.g. --select raw/orders",
-        )
+    require_known((k.to_user_string() for k in graph.materializable_asset_keys), selection)
     return [dg.AssetKey.from_user_string(s) for s in selection]
 
 

@@ -26,8 +26,8 @@ from elt_platform.launch.runs import (
     promote_via_sensor,
     rollback_via_job,
 )
+from elt_platform.orchestration.dataset_names import http_dataset, sql_table_dataset
 from elt_platform.orchestration.instance import open_instance
-from elt_platform.orchestration.lineage_datasets import http_dataset, sql_table_dataset
 from elt_platform.orchestration.names import PROMOTE_JOB
 from elt_platform.orchestration.openlineage import read_events
 from elt_platform.promotion.jobs import PROMOTION_SENSOR_IDENTITY

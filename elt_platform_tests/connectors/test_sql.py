@@ -10,6 +10,7 @@ import pytest
 from elt_demo.sources import write_source_database
 from elt_demo.synthetic import SyntheticSpec, generate_frames
 from elt_platform.connectors.state import source_schema
+from elt_platform.launch.staging import probe_sources
 from elt_platform_tests.connectors.helpers import Installation, make_installation
 
 FAST_RETRIES = {"max_retries": 1, "delay_seconds": 0.1}
@@ -167,3 +168,33 @@ def test_unparseable_value_names_the_table_and_changes_nothing(inst):
     assert "shop_customers" in outcome.error and "customers" in outcome.error
     assert inst.step_attempts(outcome.run_id) == 1
     assert inst.wh.environments.pointers(env) == before
+
+
+def test_the_change_probe_sees_late_and_in_place_updates_inside_the_look_back(inst):
+    env = inst.sandbox("sql_probe")
+    assert inst.build(env, "shop_customers").success
+
+    def probe() -> str | None:
+        found = probe_sources(inst.settings, inst.wh, env, ["raw/shop_customers"])
+        return found["raw/shop_customers"]
+
+    assert probe() is None  # nothing changed since the extraction
+    top = dt.datetime.fromisoformat(_max_updated(inst))
+    with _db(inst) as con:  # same cursor value, other content: only a digest can tell
+        con.execute(
+            "UPDATE customers SET city = city || ' Heights' WHERE updated_at = ?", (_stamp(top),)
+        )
+    assert probe() is not None
+    assert inst.build(env, "shop_customers").success
+    assert probe() is None
+    with _db(inst) as con:  # a late row: stamped below the cursor, inside the look-back
+        con.execute(
+            "UPDATE customers SET city = 'Late Village', updated_at = ? WHERE customer_id = 4",
+            (_stamp(top - dt.timedelta(minutes=5)),),
+        )
+    assert probe() is not None
+    assert inst.build(env, "shop_customers").success
+    assert inst.query(env, "shop_customers", "SELECT city FROM t WHERE customer_id = 4") == [
+        ("Late Village",)
+    ]
+    assert probe() is None

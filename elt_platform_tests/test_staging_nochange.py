@@ -1,0 +1,158 @@
+"""A staging build with no changed source launches no run and recomputes nothing; a source that
+did change (a file overwritten with the same size and mtime, a new row in the SQL database, a new
+record behind the API) is still extracted. Real sources, real demo API, real dbt and Dagster."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sqlite3
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from elt_demo.api import serving_demo_api
+from elt_platform.access.facade import open_warehouse
+from elt_platform.launch.staging import build_staging
+from elt_platform.project.asset_graph import project_assets
+from elt_platform_tests.conftest import make_settings
+from elt_platform_tests.test_cli_startup import _probe
+
+# Parquet whose size does not depend on the values of fixed-width columns.
+FIXED_WIDTH = {"compression": "none", "use_dictionary": False, "write_statistics": False}
+
+
+def _orders_file(sources):
+    return sorted((sources / "orders").glob("orders-0*.parquet"))[0]
+
+
+@pytest.fixture(scope="module")
+def staging(tmp_path_factory, sources_dir):
+    """An installation over its own copy of the landing data (the tests change it), whose
+    staging has been built once."""
+    root = tmp_path_factory.mktemp("nochange")
+    sources = root / "landing"
+    shutil.copytree(sources_dir, sources)
+    orders = _orders_file(sources)  # rewritten so a value can change without changing its size
+    pq.write_table(pq.read_table(orders), orders, **FIXED_WIDTH)
+    settings = make_settings(root / "home", ELT_SOURCES_DIR=str(sources))
+    with serving_demo_api(sources):
+        first = build_staging(settings)
+        assert first.outcome.run_id is not None and first.outcome.success, first.outcome.error
+        yield settings
+
+
+def _served(settings) -> tuple[dict, dict]:
+    wh = open_warehouse(settings)
+    return wh.environments.pointers("staging"), wh.environments.pointer_builds("staging")
+
+
+def _changed_build(settings, asset: str):
+    """Build staging; `asset`'s probe must have flagged it and the run must have succeeded."""
+    before, _ = _served(settings)
+    built = build_staging(settings)
+    assert built.probes[asset], built.probes
+    assert built.outcome.run_id is not None and built.outcome.success, built.outcome.error
+    after, _ = _served(settings)
+    assert after[asset] != before[asset], f"{asset} was not extracted again"
+    return built
+
+
+def test_a_second_staging_build_launches_no_run_and_keeps_every_build(staging):
+    build_staging(staging)  # whatever an earlier build left to settle
+    pointers, builds = _served(staging)
+    again = build_staging(staging)
+    assets = project_assets(staging).keys
+    assert assets and set(again.outcome.assets) == set(assets)
+    assert again.outcome.run_id is None and again.outcome.success
+    assert all(why is None for why in again.probes.values()), again.probes
+    assert len(again.probes) == sum("/" in a for a in assets) > 0
+    for asset in assets:
+        outcome = again.outcome.assets[asset]
+        assert outcome.recomputed is False and outcome.version_id == pointers[asset], outcome
+    assert _served(staging) == (pointers, builds)
+
+
+def test_a_no_change_staging_build_from_the_cli_imports_neither_dagster_nor_dbt(staging):
+    pointers = _served(staging)
+    found, stdout = _probe(staging, "build", "staging")
+    assert found == {"code": 0, "loaded": []}, stdout
+    assert "nothing recomputed, no run launched" in stdout
+    assert _served(staging) == pointers
+
+
+def test_a_file_overwritten_with_the_same_size_and_mtime_is_extracted(staging):
+    path = _orders_file(staging.sources_dir)
+    stat = path.stat()
+    table = pq.read_table(path)
+    ordered_at = table.column("ordered_at").to_pylist()
+    ordered_at[0] -= dt.timedelta(seconds=1)  # a fixed-width value: the size stays the same
+    changed = table.set_column(
+        table.schema.get_field_index("ordered_at"),
+        "ordered_at",
+        pa.array(ordered_at, table.schema.field("ordered_at").type),
+    )
+    pq.write_table(changed, path, **FIXED_WIDTH)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    built = _changed_build(staging, "raw/orders")
+    assert built.probes["raw/orders"].startswith("files changed"), built.probes
+
+
+def test_a_new_row_in_the_sql_source_is_extracted(staging):
+    database = staging.sources_dir / "db" / "shop.sqlite"
+    con = sqlite3.connect(database)
+    try:
+        newest = con.execute("SELECT max(updated_at) FROM customers").fetchone()[0]
+        later = (dt.datetime.fromisoformat(newest) + dt.timedelta(hours=1)).isoformat(" ")
+        con.execute(
+            "INSERT INTO customers SELECT customer_id + 1000000, first_name, last_name,"
+            " 'new' || email, phone, street_address, city, region, postal_code, birth_date,"
+            " signup_at, ? FROM customers ORDER BY customer_id LIMIT 1",
+            (later,),
+        )
+        con.commit()
+    finally:
+        con.close()
+    _changed_build(staging, "raw/customers")
+
+
+def test_a_new_record_behind_the_api_is_extracted(staging):
+    """A new delivered order (landing file) settled by new payments (the API): valid data, so
+    the dbt tests pass and the payments land in raw/payments."""
+    land = staging.sources_dir
+    con = duckdb.connect()
+    order = con.execute(
+        f"SELECT o.* FROM read_parquet('{land}/orders/*.parquet') o"
+        " QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY updated_at DESC) = 1"
+        " AND status = 'delivered' ORDER BY order_id LIMIT 1"
+    ).to_arrow_table()
+    assert order.num_rows == 1
+    payments = pa.concat_tables([pq.read_table(f) for f in sorted(land.glob("payments/*.parquet"))])
+    new_order = con.execute(
+        "SELECT max(order_id) + 1 FROM read_parquet(?)", [str(land / "orders" / "*.parquet")]
+    ).fetchone()[0]
+    new_payment = max(payments.column("payment_id").to_pylist()) + 1
+    rows = [
+        p | {"payment_id": new_payment + i, "order_id": new_order}
+        for i, p in enumerate(
+            r for r in payments.to_pylist() if r["order_id"] == order.column("order_id")[0].as_py()
+        )
+    ]
+    assert rows, "the order has no payment"
+    copy = order.set_column(0, "order_id", pa.array([new_order], pa.int64()))
+    pq.write_table(
+        copy.cast(pq.read_schema(_orders_file(land))), land / "orders" / "orders-new.parquet"
+    )
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=payments.schema), land / "payments" / "new.parquet"
+    )
+    _changed_build(staging, "raw/payments")
+    version = open_warehouse(staging).resolve("staging")["raw/payments"]
+    found = con.execute(
+        f"SELECT count(*) FROM {version.scan_sql} WHERE payment_id >= {new_payment}"
+    ).fetchone()[0]
+    assert found == len(rows)
