@@ -16,9 +16,11 @@ import pytest
 
 from elt_demo.api import serving_demo_api
 from elt_platform.access.facade import open_warehouse
+from elt_platform.launch.runs import load_definitions, promote_via_sensor
 from elt_platform.launch.staging import build_staging
 from elt_platform.project.asset_graph import project_assets
 from elt_platform_tests.conftest import make_settings
+from elt_platform_tests.sandboxes.conftest import copy_dbt_project
 from elt_platform_tests.test_cli_startup import _probe
 
 # Parquet whose size does not depend on the values of fixed-width columns.
@@ -38,7 +40,10 @@ def staging(tmp_path_factory, sources_dir):
     shutil.copytree(sources_dir, sources)
     orders = _orders_file(sources)  # rewritten so a value can change without changing its size
     pq.write_table(pq.read_table(orders), orders, **FIXED_WIDTH)
-    settings = make_settings(root / "home", ELT_SOURCES_DIR=str(sources))
+    project = copy_dbt_project(root / "dbt_project")  # the last test edits a model
+    settings = make_settings(
+        root / "home", ELT_SOURCES_DIR=str(sources), ELT_DBT_PROJECT_DIR=str(project)
+    )
     with serving_demo_api(sources):
         first = build_staging(settings)
         assert first.outcome.run_id is not None and first.outcome.success, first.outcome.error
@@ -156,3 +161,42 @@ def test_a_new_record_behind_the_api_is_extracted(staging):
         f"SELECT count(*) FROM {version.scan_sql} WHERE payment_id >= {new_payment}"
     ).fetchone()[0]
     assert found == len(rows)
+
+
+def test_after_a_model_edit_staging_is_one_runs_work_and_promotes(staging):
+    """Edit a model with every source unchanged: one run recomputes the model, the sources are
+    not extracted again but are recorded as that run's (reused) builds, so the candidate is one
+    run and one code version, and the sensor promotes it."""
+    assert promote_via_sensor(staging, actor="test").success  # prod serves the current staging
+    enriched = staging.dbt_project_dir / "models" / "intermediate" / "int_orders_enriched.sql"
+    text = enriched.read_text()
+    assert "    orders.quantity,\n" in text
+    enriched.write_text(
+        text.replace("    orders.quantity,\n", "    orders.quantity,\n    1 as edited,\n")
+    )
+    docs = enriched.with_name("_intermediate.yml")  # governed: the new column is classified
+    entry = "      - name: category\n"
+    assert entry in docs.read_text()
+    column = (
+        "      - name: edited\n        description: A column added by the edit.\n"
+        "        data_type: integer\n        config:\n          meta: {sensitivity: internal}\n"
+    )
+    docs.write_text(docs.read_text().replace(entry, column + entry, 1))
+    load_definitions.cache_clear()  # the code location reloads after a code change
+    before, _ = _served(staging)
+    built = build_staging(staging)
+    assert built.outcome.run_id is not None and built.outcome.success, built.outcome.error
+    assert built.probes and all(why is None for why in built.probes.values()), built.probes
+    after, served = _served(staging)
+    sources = sorted(built.probes)
+    assert {a: after[a] for a in sources} == {a: before[a] for a in sources}  # not re-extracted
+    wh = open_warehouse(staging)
+    builds = wh.builds.many(served.values())
+    assert {b.run_id for b in builds.values()} == {built.outcome.run_id}
+    assert all(builds[served[a]].reused_from for a in sources)
+    assert built.outcome.assets["int_orders_enriched"].recomputed is True
+    promoted = promote_via_sensor(staging, actor="test")
+    assert promoted.success, promoted.reason
+    assert "int_orders_enriched" in promoted.changed_assets
+    release = wh.releases.current()
+    assert release.release_id == promoted.release_id and release.manifest == after

@@ -4,7 +4,9 @@ records after the cursor (each connector's `changed_since`). When no source chan
 planner reuses every other asset, no run is launched and Dagster is never imported: nothing
 would be recomputed and every pointer already names the build it would reuse. Otherwise one run
 extracts the changed sources and recomputes what depends on them (the dbt step plans per model
-as always); unchanged sources are not re-extracted."""
+as always); unchanged sources are not re-extracted, and every asset the run did not select is
+recorded as a build of that run reusing the one staging served (as the dbt step records the
+models it reuses), so the release candidate is the work of one run and one code version."""
 
 from __future__ import annotations
 
@@ -65,14 +67,24 @@ def build_staging(
         plan = plan_build(settings, STAGING, selection, include_sources=True)
         probes = probe_sources(settings, wh, STAGING, plan.decisions)
         changed = {a for a, why in probes.items() if why} | set(plan.rebuild)
-        if not changed:
+        if changed:
+            deps = project_assets(settings).deps
+            todo = _downstream(changed, {a: deps[a] for a in plan.decisions})
+        elif _served_by_one_run(wh, plan):
             return StagingBuild(plan, probes, _reused(wh, plan))
-        deps = project_assets(settings).deps
-        todo = _downstream(changed, {a: deps[a] for a in plan.decisions})
+        else:
+            # Nothing changed, but staging serves the work of several runs (a partial
+            # `--select` build, a retention rewrite): one run re-adopts every build (the dbt
+            # step reuses the models, sources are not re-extracted).
+            todo = [a for a in plan.decisions if a not in probes] or list(plan.decisions)
         # Start-up cost: Dagster and the Definitions (seconds) only when there is a run.
         from elt_platform.launch.runs import build_environment
 
         outcome = build_environment(settings, STAGING, selection=todo, tags=tags)
+        if outcome.success and outcome.run_id:
+            kept = [a for a in plan.reuse_builds if a not in todo]
+            _adopt(wh, plan, kept, outcome.run_id)
+            outcome.assets = {**_reused(wh, plan, kept).assets, **outcome.assets}
         return StagingBuild(plan, probes, outcome)
     finally:
         wh.locks.release_all()
@@ -91,11 +103,37 @@ def _downstream(changed: set[str], deps: Mapping[str, Iterable[str]]) -> list[st
     return sorted(out)
 
 
-def _reused(wh: GovernedWarehouse, plan: RebuildPlan) -> BuildOutcome:
-    """The outcome of a build that kept every asset's build: the versions staging serves."""
+def _served_by_one_run(wh: GovernedWarehouse, plan: RebuildPlan) -> bool:
+    """Whether one run recorded every build the plan keeps (what a promotion requires)."""
+    builds = wh.builds.many(plan.reuse_builds.values())
+    runs = {builds[b].run_id if b in builds else None for b in plan.reuse_builds.values()}
+    return len(plan.reuse_builds) == len(plan.decisions) and len(runs) == 1 and None not in runs
+
+
+def _adopt(wh: GovernedWarehouse, plan: RebuildPlan, assets: list[str], run_id: str) -> None:
+    """Record `assets` (kept, not selected by the run) as builds of `run_id` reusing the builds
+    staging served, and serve those: same versions, checks carried over."""
+    builds = wh.builds.many(plan.reuse_builds[a] for a in assets)
+    versions = {}
+    for asset in assets:
+        reused = wh.builds.reuse(
+            builds[plan.reuse_builds[asset]], environment=STAGING, run_id=run_id
+        )
+        versions[asset] = wh.versions.get(asset, reused.version_id, build_id=reused.build_id)
+    wh.commit_pointers(STAGING, versions, run_id=run_id)
+
+
+def _reused(
+    wh: GovernedWarehouse, plan: RebuildPlan, only: Iterable[str] | None = None
+) -> BuildOutcome:
+    """The outcome of keeping assets' builds (all the plan keeps, or `only`): the versions
+    staging serves."""
     assets = {}
+    served = wh.environments.pointer_builds(STAGING)
     for asset, version_id in plan.reuse.items():
-        build_id = plan.reuse_builds.get(asset)
+        if only is not None and asset not in only:
+            continue
+        build_id = served.get(asset) or plan.reuse_builds.get(asset)
         checks = list(wh.builds.checks(build_id).values()) if build_id else []
         assets[asset] = AssetOutcome(
             asset,
