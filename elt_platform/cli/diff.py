@@ -38,7 +38,13 @@ def diff(
         masks_pii=left.is_sandbox or right.is_sandbox,
     )
     result = diff_sides(
-        wh, left, right, keys=primary_keys(settings), assets=asset or None, examples=examples
+        wh,
+        left,
+        right,
+        keys=primary_keys(settings),
+        assets=asset or None,
+        examples=examples,
+        duckdb_config=settings.duckdb_config(),
     )
     if right.is_sandbox:
         instance = None

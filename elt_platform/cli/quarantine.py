@@ -82,7 +82,14 @@ def replay(dataset: str, environment: str = ENV_OPTION) -> None:
     wh.authorize("write", env)
     from elt_platform.connectors.replay import replay_quarantine  # start-up cost
 
-    result = replay_quarantine(wh, source, contract, env, actor=wh.access.identity.actor)
+    result = replay_quarantine(
+        wh,
+        source,
+        contract,
+        env,
+        actor=wh.access.identity.actor,
+        duckdb_config=settings.duckdb_config(),
+    )
     console.print(
         f"replayed {result.replayed} rows of raw/{source.name}: loaded {result.loaded}, "
         f"{result.still_quarantined} still quarantined"

@@ -42,6 +42,7 @@ def replay_quarantine(
     *,
     actor: str,
     run_id: str | None = None,
+    duckdb_config: dict[str, str] | None = None,
 ) -> ReplayResult:
     scan = quarantined(wh, source.name, environment)
     if scan is None:
@@ -50,7 +51,7 @@ def replay_quarantine(
     raw = pointers.get(source.asset)
     struct = json.dumps({c.name: "VARCHAR" for c in contract.columns})
     work_dir = wh.versions.new_pending_dir()
-    con = duckdb.connect()
+    con = duckdb.connect(config=duckdb_config or {})  # the installation's memory limit
     try:
         con.execute(f"CREATE TEMP TABLE _q AS SELECT {QUARANTINE_COLUMNS} FROM {scan}")
         counts = split_rows(

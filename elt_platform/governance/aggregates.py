@@ -135,7 +135,7 @@ def release_private_aggregate(
         environment=target,
     )
     orders, customers = (pointers[a] for a in SOURCES[dataset])
-    con = duckdb.connect()
+    con = duckdb.connect(config=wh.settings.duckdb_config())  # the installation's memory limit
     try:
         exact = con.execute(
             orders_by_region_month_sql(orders.scan_sql, customers.scan_sql, ds)

@@ -129,7 +129,8 @@ def enforce_retention(
     report = RetentionReport(now=now.isoformat())
     actor = wh.access.identity.actor
     environments = [r.name for r in wh.environments.list()]
-    duck = duckdb.connect()  # holds the expired keys between planning and rewriting
+    # Holds the expired keys between planning and rewriting; bounded like every other step.
+    duck = duckdb.connect(config=wh.settings.duckdb_config())
     try:
         duck.execute("SET TimeZone = 'UTC'")
         # No build may commit a pointer while versions are rewritten: every environment, all or

@@ -75,6 +75,7 @@ def diff_sides(
     keys: dict[str, list[str]],
     assets: list[str] | None = None,
     examples: int = 3,
+    duckdb_config: dict[str, str] | None = None,
 ) -> EnvironmentDiff:
     """Diff every asset of either side (or `assets`). When a sandbox is involved both sides are
     read masked, so the comparison is like for like and shows no raw PII."""
@@ -87,7 +88,7 @@ def diff_sides(
     masked = left.is_sandbox or right.is_sandbox
     relation = sandbox_relation_sql(wh.meta) if masked else _plain
     result = EnvironmentDiff(left.label, right.label, masked)
-    con = duckdb.connect()
+    con = duckdb.connect(config=duckdb_config or {})  # the installation's memory limit
     try:
         con.execute("SET enable_progress_bar = false")  # stdout may carry --json output
         for asset in universe:
