@@ -200,3 +200,29 @@ def test_after_a_model_edit_staging_is_one_runs_work_and_promotes(staging):
     assert "int_orders_enriched" in promoted.changed_assets
     release = wh.releases.current()
     assert release.release_id == promoted.release_id and release.manifest == after
+
+
+def test_a_changed_source_contract_re_extracts_and_regates_an_unchanged_source(staging):
+    """The data did not change but the contract its rows are gated by did: the source's code
+    version changed, so staging extracts it again and evaluates its gates in this run (a probe
+    alone would keep the build, gated by the old contract). The other sources are kept."""
+    sources_yml = staging.dbt_project_dir / "models" / "staging" / "_sources.yml"
+    text = sources_yml.read_text()
+    old = "            volume: {max_drop: 0.3}\n"  # raw.customers, the first table
+    assert text.index(old) < text.index("      - name: orders")
+    sources_yml.write_text(text.replace(old, "            volume: {max_drop: 0.5}\n", 1))
+    load_definitions.cache_clear()
+    before, _ = _served(staging)
+    built = build_staging(staging)
+    assert built.probes["raw/customers"] is None, built.probes  # the content did not change
+    assert "raw/customers" in built.plan.rebuild, built.plan.decisions["raw/customers"]
+    assert built.outcome.run_id is not None and built.outcome.success, built.outcome.error
+    after, served = _served(staging)
+    wh = open_warehouse(staging)
+    customers = wh.builds.get(served["raw/customers"])
+    assert customers.run_id == built.outcome.run_id and customers.reused_from is None
+    assert after["raw/customers"] == before["raw/customers"]  # same content, same version id
+    checks = wh.builds.checks(customers.build_id)
+    assert checks and all(c.carried_from is None for c in checks.values()), checks
+    kept = [a for a in built.probes if a != "raw/customers"]
+    assert kept and all(wh.builds.get(served[a]).reused_from for a in kept)

@@ -34,6 +34,8 @@ class SourceConfig:
     description: str = ""
     primary_key: tuple[str, ...] = field(default_factory=tuple)
     retries: RetrySettings = field(default_factory=RetrySettings)
+    # Digest of the contract its rows are gated and split by (empty: none); part of `fingerprint`.
+    contract_digest: str = ""
 
     @property
     def asset_key(self) -> list[str]:
@@ -48,8 +50,14 @@ class SourceConfig:
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever the configuration that defines the extraction changes."""
-        blob = json.dumps([self.connector, self.options, self.primary_key], sort_keys=True)
+        """Changes whenever the configuration that defines the extraction changes, the contract
+        that gates and splits its rows included: the raw asset's code version, so a changed
+        contract re-extracts and re-gates a source whose data did not change."""
+        blob = json.dumps(
+            [self.connector, self.options, self.primary_key]
+            + ([self.contract_digest] if self.contract_digest else []),
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -15,6 +15,7 @@ project-wide defaults), so a project the platform may not edit can still be gove
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -185,6 +186,11 @@ def contracts_for(settings: Settings, policies: Policies | None = None) -> dict[
     return contracts_from_manifest(manifest, policies or load_policies(settings))
 
 
+def contract_digest(contract: Contract) -> str:
+    """Changes with anything the contract says (its gates, drift policy, constraints...)."""
+    return hashlib.sha256(contract.model_dump_json().encode()).hexdigest()[:12]
+
+
 def load_sources(settings: Settings) -> list[SourceConfig]:
     """The project's connector sources, each completed from its table's declaration (owner,
     description, primary key); empty when the raw data is dbt seeds."""
@@ -198,6 +204,7 @@ def load_sources(settings: Settings) -> list[SourceConfig]:
                 owner=contract.owner or source.owner,
                 description=contract.description or source.description,
                 primary_key=tuple(contract.primary_key) or source.primary_key,
+                contract_digest=contract_digest(contract) if contract.gated else "",
             )
         out.append(source)
     return out
