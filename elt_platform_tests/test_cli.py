@@ -31,6 +31,17 @@ def test_missing_dbt_project_is_a_one_line_error(platform_home, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_usage_error_is_a_short_message_and_exit_2(platform_home):
+    wh = open_warehouse(platform_home)
+    before = wh.environments.pointers("prod")
+    for args in (["rollback", "r0001"], ["rollback"], ["build", "staging", "--no-such-option"]):
+        proc = run_cli(platform_home, *args)
+        assert proc.returncode == 2, (args, proc.stdout + proc.stderr)
+        assert "Traceback" not in proc.stderr and "elt" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) <= 8, proc.stderr
+    assert wh.environments.pointers("prod") == before
+
+
 def test_rollback_to_unknown_release_leaves_prod_unchanged(platform_home):
     wh = open_warehouse(platform_home)
     before = wh.environments.pointers("prod")
