@@ -145,9 +145,15 @@ class DagsterGraphQL:
         }
 
     def skip_reasons(self, sensor: str, limit: int = 20) -> list[str | None]:
+        return [t["skipReason"] for t in self.sensor_ticks(sensor, limit)]
+
+    def sensor_ticks(self, sensor: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The sensor's latest ticks, newest first: `status`, `timestamp` (when its evaluation
+        started, epoch seconds) and `skipReason`."""
         data = self.query(
             """query($s: SensorSelector!, $n: Int) { sensorOrError(sensorSelector: $s) {
-                ... on Sensor { sensorState { ticks(limit: $n) { status skipReason } } } } }""",
+                ... on Sensor { sensorState { ticks(limit: $n) {
+                    status timestamp skipReason } } } } }""",
             {
                 "s": {
                     "repositoryLocationName": LOCATION,
@@ -157,7 +163,7 @@ class DagsterGraphQL:
                 "n": limit,
             },
         )
-        return [t["skipReason"] for t in data["sensorOrError"]["sensorState"]["ticks"]]
+        return data["sensorOrError"]["sensorState"]["ticks"]
 
     def add_partition(self, key: str, partitions_def: str = "environment") -> None:
         data = self.query(

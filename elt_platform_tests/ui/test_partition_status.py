@@ -105,7 +105,7 @@ def test_promotion_sensor_ticks_say_there_is_nothing_to_promote(dagster_ui):
 def test_a_failed_gate_shows_failed_for_that_partition_and_the_sensor_says_blocked(dagster_ui):
     """Runs last (it leaves staging blocked): a negative list price violates raw/products'
     contract; the contract check fails for the staging partition only, and the promotion
-    sensor's next tick names it."""
+    sensor's next tick after the run finished names it."""
     gql, settings = dagster_ui.gql, dagster_ui.settings
     asset = "raw/products"
     csv = settings.sources_dir / "products" / "products.csv"
@@ -114,17 +114,28 @@ def test_a_failed_gate_shows_failed_for_that_partition_and_the_sensor_says_block
     fields[-1] = "-5.00"
     csv.write_text("\n".join([header, ",".join(fields), *rest]) + "\n")
     started = time.time()
-    run = gql.wait_run(
-        gql.launch(BUILD_JOB, assets=[asset], tags={"dagster/partition": "staging"}), timeout=300
-    )
+    run_id = gql.launch(BUILD_JOB, assets=[asset], tags={"dagster/partition": "staging"})
+    run = gql.wait_run(run_id, timeout=300)
+    # The instance holds the run's final status by now: a tick evaluated later must see it. The
+    # daemon may have ticked while the run was in flight (staging's pointer had moved, its run
+    # "has not finished"), and that tick can still be the latest one here.
+    finished = time.time()
     assert run["status"] in ("SUCCESS", "FAILURE"), run["status"]
     contract = gql.check_partition_statuses(asset)["contract"]
     assert "staging" in contract["failedPartitions"]
     assert "prod" not in contract["failedPartitions"]
 
-    def blocked():
-        reasons = [r for r in gql.skip_reasons(PROMOTION_SENSOR) if r]
-        return reasons[0] if reasons and reasons[0].startswith("blocked: ") else None
+    def next_tick():
+        after = [
+            t
+            for t in gql.sensor_ticks(PROMOTION_SENSOR)
+            if t["timestamp"] > finished and t["status"] != "STARTED"
+        ]
+        return after[-1] if after else None  # newest first: the first tick after the run
 
-    reason = wait_for(blocked, 180, "a 'blocked:' promotion_sensor tick")
-    assert "raw/products: check contract failed" in reason, (reason, time.time() - started)
+    tick = wait_for(next_tick, 180, f"a promotion_sensor tick evaluated after run {run_id} ended")
+    reason = tick["skipReason"] or ""
+    elapsed = round(time.time() - started, 1)
+    assert reason.startswith("blocked: "), (tick, elapsed)
+    assert "raw/products: check contract failed" in reason, (reason, elapsed)
+    assert f"run {run_id} has not finished" not in reason, (reason, elapsed)
