@@ -1,3 +1,3 @@
-from elt_platform.cli import main
+from elt_platform.warm.entry import main
 
 main()

@@ -16,6 +16,10 @@ from elt_demo.sources import ensure_synthetic_sources
 from elt_platform.settings import Settings, load_settings
 
 DEMO_ROWS = 2_000
+# A warm process (`elt warm start`) a developer left running for this Python environment would
+# serve the tests' `elt` and dbt commands; tests run cold unless they start their own
+# (elt_platform_tests/test_warm.py).
+os.environ["ELT_WARM"] = "off"
 
 
 def edit_yaml(path: Path, edit) -> Path:

@@ -12,13 +12,20 @@ from pathlib import Path
 from elt_platform.settings import REPO_ROOT
 
 
-def run_child(child: Path, code: Path, work: Path, args: list[str], timeout: int) -> dict:
+def run_child(
+    child: Path, code: Path, work: Path, args: list[str], timeout: int, env: dict | None = None
+) -> dict:
     """Run `child` (copied into `work`, so it does not import this checkout by its path) with
     `code` on PYTHONPATH and the arguments `code, dbt project, *args`; return the JSON it prints
     on its last `RESULT ` line."""
     script = work / "child.py"
     shutil.copy(child, script)
-    env = {**os.environ, "PYTHONPATH": str(code), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        **(env or {}),
+        "PYTHONPATH": str(code),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     proc = subprocess.run(
         [sys.executable, str(script), str(code), str(REPO_ROOT / "dbt_project"), *args],
         env=env, capture_output=True, text=True, timeout=timeout, cwd=work,

@@ -1,13 +1,14 @@
 """The analyst's experiment loop, step by step, against plain dbt of the same edit (issue 14).
 
-For each data size (10 K and 1 M orders; 10 M with `ELT_BENCH_10M=1`) and each code tree
-("before" = the platform at `ELT_BENCH_BASELINE`, extracted with `git archive`; "after" = this
-checkout; `ELT_BENCH_SIDES=after` skips the other), a child process builds and promotes staging
+For each data size (10 K and 1 M orders; 10 M with `ELT_BENCH_10M=1`) and each side ("before" = the
+platform at `ELT_BENCH_BASELINE`, extracted with `git archive`; "after" = this checkout; "warm" =
+this checkout with a warm process, `elt warm start`, serving the loop's commands;
+`ELT_BENCH_SIDES=after,warm` skips the baseline tree), a child process builds and promotes staging
 (not measured), then times every `elt` command as a person types it: start-up commands, sandbox
 create, a no-change sandbox build, then the edit (a column `int_orders_enriched`'s downstream
-models do not select), plan, build, diff, staging build, a no-change staging build, promote.
-Plain `dbt build --select int_orders_enriched+` of the same edit on a copy of staging's dbt
-database (partial parse warm) runs right before plan + build. Wall and CPU (with children).
+models do not select), plan, build, diff, staging build, a no-change staging build, promote. Plain
+`dbt build --select int_orders_enriched+` of the same edit on a copy of staging's dbt database
+(partial parse warm) runs right before plan + build. Wall and CPU (with children).
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ NO_JOB = ("help", "env_list", "releases", "sql", "create", "sandbox_list", "sand
 LOOP = ("create", "plan", "build", "diff", "staging", "promote")
 
 
-def _measure(code: Path, sources: Path, work: Path) -> dict:
+def _measure(code: Path, sources: Path, work: Path, warm: bool = False) -> dict:
     work.mkdir(parents=True)
     args = [str(sources), str(work), MODEL, json.dumps(EDITS)]
-    return run_child(CHILD, code, work, args, timeout=7200)
+    env = {"ELT_BENCH_WARM": "1" if warm else "0"}
+    return run_child(CHILD, code, work, args, timeout=7200, env=env)
 
 
 def _entry(metric: str, value: float, baseline: float | None, notes: str, unit="s") -> dict:
@@ -125,7 +127,7 @@ def run(results_dir: Path, rows: tuple[int, ...] | int = (10_000, 1_000_000)) ->
     sizes = (rows,) if isinstance(rows, int) else tuple(rows)
     if os.environ.get("ELT_BENCH_10M") == "1":
         sizes = (*sizes, 10_000_000)
-    sides = os.environ.get("ELT_BENCH_SIDES", "before,after").split(",")
+    sides = os.environ.get("ELT_BENCH_SIDES", "before,after,warm").split(",")
     commit = os.environ.get("ELT_BENCH_BASELINE", BASELINE_COMMIT)
     entries: list[dict] = []
     raw: dict = {"baseline_commit": commit}
@@ -135,8 +137,8 @@ def run(results_dir: Path, rows: tuple[int, ...] | int = (10_000, 1_000_000)) ->
         sources = work / "sources"
         ensure_synthetic_sources(sources, rows=size, seed=42)
         for side in sides:
-            code = REPO_ROOT if side == "after" else _baseline_tree(commit, work / "before_code")
-            result = _measure(code, sources, work / side)
+            code = _baseline_tree(commit, work / "before_code") if side == "before" else REPO_ROOT
+            result = _measure(code, sources, work / side, warm=side == "warm")
             raw[f"{side}@{size}"] = result
             entries += _entries(side, size, result)
             print(json.dumps(entries[-8:], indent=1), flush=True)

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         warnings.filterwarnings("ignore", category=category)
     _register()
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="elt", standalone_mode=False)
         if isinstance(code, int) and code:  # click returns typer.Exit codes in this mode
             sys.exit(code)
     except EltError as exc:

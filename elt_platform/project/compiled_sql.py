@@ -147,7 +147,7 @@ def _compile(cfg: DbtProjectConfig) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="elt-compile-") as tmp:
         work = Path(tmp)
         cmd = [
-            dbt_executable(),
+            dbt_executable("elt-dbt"),
             "compile",
             "--project-dir",
             str(cfg.project_dir),

@@ -135,7 +135,7 @@ def prepare_manifest(cfg: DbtProjectConfig, *, force: bool = False) -> Path:
             return cfg.manifest_path
         scratch = cfg.state_dir / "parse.duckdb"
         cmd = [
-            dbt_executable(),
+            dbt_executable("elt-dbt"),
             "parse",
             "--project-dir",
             str(cfg.project_dir),
