@@ -152,6 +152,16 @@ class GovernedVersions:
         self._access.check(WRITE, self._inner.record(asset, version_id)["environment"])
         self._inner.delete(asset, version_id)
 
+    def orphans(self, recorded, older_than: float) -> list[str]:
+        """Version folders no record names: collecting them is GC's, which needs write access
+        to prod."""
+        self._access.check(WRITE, PROD)
+        return self._inner.files.orphans(recorded, older_than)
+
+    def discard_orphan(self, orphan: str) -> None:
+        self._access.check(WRITE, PROD)
+        self._inner.files.discard_orphan(orphan)
+
     def discard_files(self, asset: str, version_id: str) -> None:
         """Files of a version whose record a checked operation (GC) already deleted."""
         self._inner.discard_files(asset, version_id)

@@ -150,5 +150,6 @@ def gc(dry_run: bool = typer.Option(False, help="Report what would be collected.
         f"{verb} {len(report.collected_releases)} releases and {len(report.deleted_versions)} "
         f"versions ({report.freed_bytes:,} bytes); kept {len(report.kept_releases)} releases; "
         f"{'would remove' if dry_run else 'removed'} {len(report.pending_removed)} stale pending "
-        "files of interrupted writers"
+        f"files and {len(report.orphans_removed)} unrecorded version folders of interrupted "
+        "writers"
     )

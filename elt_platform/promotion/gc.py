@@ -1,6 +1,7 @@
 """Garbage collection: keep the newest N releases plus every release that is held (prod's,
-sandbox bases, archived experiments); delete versions nothing references any more, and files a
-killed writer left in `versions/_pending` once they are older than the grace period."""
+sandbox bases, archived experiments); delete versions nothing references any more, and what a
+killed writer left once it is older than the grace period: files in `versions/_pending`, and
+version folders (local, or in the object store) it installed or uploaded but never recorded."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class GcReport:
     deleted_versions: list[tuple[str, str]] = field(default_factory=list)
     freed_bytes: int = 0
     pending_removed: list[str] = field(default_factory=list)  # orphans of killed writers
+    orphans_removed: list[str] = field(default_factory=list)  # unrecorded version folders
 
 
 def protected_releases(tx) -> set[str]:
@@ -69,14 +71,20 @@ def collect_garbage(
                     (release_id,),
                 )
             }
-        for asset, version_id, size, created in tx.execute(
+        recorded = tx.execute(
             "SELECT asset, version_id, bytes, created_at FROM versions"
-        ).fetchall():
+        ).fetchall()
+        for asset, version_id, size, created in recorded:
             if (asset, version_id) in referenced or created > cutoff:
                 continue
             report.deleted_versions.append((asset, version_id))
             report.freed_bytes += size
         report.pending_removed = _stale_pending(wh.versions.pending_dir, grace)
+        # Listed while no writer can record a version (the versions this collection deletes
+        # are recorded, not orphans; their files go below with their records).
+        report.orphans_removed = wh.versions.orphans(
+            [(r[0], r[1]) for r in recorded], time.time() - grace.total_seconds()
+        )
         if dry_run:
             return report  # nothing was written; the empty transaction commits harmlessly
         now = utc_now()
@@ -88,7 +96,7 @@ def collect_garbage(
             "DELETE FROM versions WHERE asset = ? AND version_id = ?", report.deleted_versions
         )
         delete_builds_of(tx, report.deleted_versions)
-        if report.collected_releases or report.deleted_versions:
+        if report.collected_releases or report.deleted_versions or report.orphans_removed:
             wh.ledger.append(
                 LedgerKind.GC_COLLECTED,
                 actor=actor,
@@ -97,6 +105,7 @@ def collect_garbage(
                     "collected_releases": report.collected_releases,
                     "deleted_versions": len(report.deleted_versions),
                     "freed_bytes": report.freed_bytes,
+                    "orphans_removed": report.orphans_removed,
                     "keep": keep,
                 },
                 assets=_by_asset(report.deleted_versions),
@@ -104,6 +113,8 @@ def collect_garbage(
             )
     for asset, version_id in report.deleted_versions:
         wh.versions.discard_files(asset, version_id)  # local folder and object store
+    for orphan in report.orphans_removed:
+        wh.versions.discard_orphan(orphan)
     for name in report.pending_removed:
         path = wh.versions.pending_dir / name
         if path.is_dir():

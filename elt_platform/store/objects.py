@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -90,6 +92,19 @@ class FsspecStore:
 
         self._call("delete from", remove)
 
+    def version_keys(self) -> dict[str, float]:
+        """Every version folder in the store (`<asset folder>/<version id>`) with when its newest
+        object was written (epoch seconds; "now" when the file system does not say, so a folder
+        of unknown age is never taken for an old one)."""
+        found = self._call("list", lambda: self.fs.find(self.root, detail=True))
+        keys: dict[str, float] = {}
+        for path, info in found.items():
+            parts = path[len(self.root) :].strip("/").split("/")
+            if len(parts) == 3:  # asset folder / version id / file
+                key = "/".join(parts[:2])
+                keys[key] = max(keys.get(key, 0.0), _modified(info))
+        return keys
+
     def _path(self, key: str, name: str | None = None) -> str:
         return f"{self.root}/{key}" + (f"/{name}" if name else "")
 
@@ -119,6 +134,20 @@ class FsspecStore:
                 f"the object store {self.url} is unusable: {top} does not exist"
             ) from exc
         self._checked = True
+
+
+def _modified(info: dict) -> float:
+    """When an object was last written, from whichever field its file system reports."""
+    for field in ("LastModified", "last_modified", "mtime", "updated", "created"):
+        value = info.get(field)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return time.time()
 
 
 ObjectStore = LocalDisk | FsspecStore

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from elt_platform.store.checksums import file_problems, recorded_files, refuse_damaged
@@ -96,3 +97,38 @@ class VersionFiles:
         shutil.rmtree(self.version_dir(asset, version_id), ignore_errors=True)
         if self.objects.remote:
             self.objects.delete(object_key(asset, version_id))
+
+    def orphans(self, recorded: Iterable[tuple[str, str]], older_than: float) -> list[str]:
+        """Version folders no record names, untouched since `older_than` (epoch seconds): what a
+        writer killed after installing or uploading a version and before recording it left.
+        Each as `local:<key>` or `object store:<key>` (key: `<asset folder>/<version id>`)."""
+        known = {object_key(asset, version_id) for asset, version_id in recorded}
+        found = []
+        for folder in sorted(self.versions_dir.glob("*/*")):
+            key = f"{folder.parent.name}/{folder.name}"
+            if folder.parent == self.pending_dir or not folder.is_dir() or key in known:
+                continue
+            if _newest_mtime(folder) < older_than:
+                found.append(f"{LOCAL}:{key}")
+        if self.objects.remote:
+            for key, written in sorted(self.objects.version_keys().items()):
+                if key not in known and written < older_than:
+                    found.append(f"{STORED}:{key}")
+        return found
+
+    def discard_orphan(self, orphan: str) -> None:
+        place, key = orphan.split(":", 1)
+        if place == LOCAL:
+            shutil.rmtree(self.versions_dir / key, ignore_errors=True)
+        elif place == STORED and self.objects.remote:
+            self.objects.delete(key)
+
+
+LOCAL, STORED = "local", "object store"
+
+
+def _newest_mtime(folder: Path) -> float:
+    try:
+        return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
+    except FileNotFoundError:  # removed meanwhile
+        return float("inf")

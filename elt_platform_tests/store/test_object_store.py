@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 from datetime import timedelta
 
 import duckdb
@@ -23,8 +26,9 @@ from elt_platform.environments import PROD, STAGING
 from elt_platform.errors import InvalidObjectStoreUrl, ObjectStoreUnavailable, VersionTampered
 from elt_platform.launch.runs import build_environment
 from elt_platform.promotion.gc import collect_garbage
+from elt_platform.store.ledger import LedgerKind
 from elt_platform.store.objects import MARKER, open_object_store
-from elt_platform_tests.conftest import make_settings, new_warehouse, run_cli
+from elt_platform_tests.conftest import cli_env, make_settings, new_warehouse, run_cli
 
 BUCKET = "elt-versions"
 
@@ -243,3 +247,58 @@ def test_gc_on_the_second_machine_deletes_the_objects_of_the_versions_it_collect
         assert not bucket.exists(f"{stored}/{MARKER}") and bucket.find(stored) == []
         assert version_id not in _cached_versions(b)
     assert _prod_contents(b) == machines["contents"][1]  # what prod serves is untouched
+
+
+# A writer killed (SIGKILL) right after it installed and uploaded a version, before its record.
+KILLED_WRITER = """
+import os, signal, duckdb
+from elt_platform.access.facade import open_warehouse
+from elt_platform.settings import load_settings
+from elt_platform.store.versions import VersionStore
+
+VersionStore._record = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+open_warehouse(load_settings()).versions.write_query(
+    duckdb.connect(), "raw/t", "SELECT 7 AS n", environment="staging"
+)
+"""
+
+
+def test_gc_collects_what_a_writer_killed_before_recording_left_once_past_the_grace(tmp_path, s3):
+    url = f"s3://{BUCKET}/orphans?endpoint_url={s3}"
+    settings = make_settings(tmp_path / "home", ELT_VERSIONS_URL=url)
+    wh = open_warehouse(settings)
+    kept = wh.versions.write_query(duckdb.connect(), "raw/t", "SELECT 1 AS n", environment=STAGING)
+    wh.commit_pointers(STAGING, {"raw/t": kept}, run_id="build-1")  # staging serves it
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER], env=cli_env(settings), capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    bucket = _bucket(s3)
+    stored = {p.split("/")[-2] for p in bucket.find(f"{BUCKET}/orphans") if p.endswith(MARKER)}
+    local = _cached_versions(settings)
+    orphan_ids = (stored & local) - {kept.version_id}
+    assert len(orphan_ids) == 1, (stored, local)  # uploaded and installed, never recorded
+    (orphan,) = orphan_ids
+    assert [v.version_id for v in wh.versions.list()] == [kept.version_id]
+
+    young = collect_garbage(wh, keep=5, grace=timedelta(hours=1), actor="test")
+    assert young.orphans_removed == []  # may still be a commit in flight: kept
+    assert orphan in _cached_versions(settings)
+    dry = collect_garbage(wh, keep=5, grace=timedelta(0), actor="test", dry_run=True)
+    assert sorted(dry.orphans_removed) == [
+        f"local:raw__t/{orphan}",
+        f"object store:raw__t/{orphan}",
+    ]
+    assert bucket.exists(f"{BUCKET}/orphans/raw__t/{orphan}/{MARKER}")
+
+    done = collect_garbage(wh, keep=5, grace=timedelta(0), actor="test")
+    assert sorted(done.orphans_removed) == sorted(dry.orphans_removed)
+    bucket = _bucket(s3)  # a new client: no listing cached from before the collection
+    assert bucket.find(f"{BUCKET}/orphans/raw__t/{orphan}") == []
+    assert orphan not in _cached_versions(settings)
+    # The version staging serves is untouched, locally and in the bucket; the ledger says what
+    # went.
+    assert bucket.exists(f"{BUCKET}/orphans/raw__t/{kept.version_id}/{MARKER}")
+    assert kept.version_id in _cached_versions(settings)
+    entry = wh.ledger.entries(kind=LedgerKind.GC_COLLECTED)[-1]
+    assert entry.params["orphans_removed"] == done.orphans_removed
