@@ -17,6 +17,7 @@ from elt_platform.access.facade import GovernedWarehouse, open_warehouse
 from elt_platform.builds.planner import RebuildPlan
 from elt_platform.connectors.load import make_connector
 from elt_platform.connectors.state import ConnectorStateStore
+from elt_platform.graphs import children_of, closure
 from elt_platform.launch.outcomes import AssetOutcome, BuildOutcome
 from elt_platform.launch.plans import plan_build
 from elt_platform.project.asset_graph import project_assets
@@ -92,15 +93,8 @@ def build_staging(
 
 def _downstream(changed: set[str], deps: Mapping[str, Iterable[str]]) -> list[str]:
     """`changed` and every asset that reads one of them, directly or not."""
-    out = set(changed)
-    grew = True
-    while grew:
-        grew = False
-        for asset, parents in deps.items():
-            if asset not in out and out.intersection(parents):
-                out.add(asset)
-                grew = True
-    return sorted(out)
+    children = children_of(deps)
+    return sorted(closure(changed, lambda asset: children.get(asset, ())))
 
 
 def _served_by_one_run(wh: GovernedWarehouse, plan: RebuildPlan) -> bool:

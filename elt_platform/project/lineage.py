@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from elt_platform.errors import UnknownLineageTarget
+from elt_platform.graphs import children_of, closure
 from elt_platform.project.column_lineage import ROWS, ColumnEdge, ColumnRef, Schema, model_lineage
 from elt_platform.project.compiled_sql import compiled_sql
 from elt_platform.project.contracts.from_dbt import contracts_for, load_sources
@@ -93,13 +94,11 @@ class LineageGraph:
 
     def downstream_assets(self, asset: str) -> list[str]:
         """Every asset computed (directly or not) from `asset`."""
-        children: dict[str, set[str]] = {}
-        for up, down in self.table_edges():
-            children.setdefault(up, set()).add(down)
-        return sorted(_closure([asset], lambda a: children.get(a, ())) - {asset})
+        children = children_of({a.key: a.upstream for a in self.assets.values()})
+        return sorted(closure([asset], lambda a: children.get(a, ())) - {asset})
 
     def upstream_assets(self, asset: str) -> list[str]:
-        return sorted(_closure([asset], lambda a: self.assets[a].upstream) - {asset})
+        return sorted(closure([asset], lambda a: self.assets[a].upstream) - {asset})
 
     def upstream_edges(self, ref: ColumnRef) -> list[ColumnEdge]:
         return list(self._up.get(ref, ()))
@@ -112,11 +111,11 @@ class LineageGraph:
         return [e for e in self.dataset_edges if e.target.asset == asset]
 
     def upstream_columns(self, ref: ColumnRef) -> set[ColumnRef]:
-        found = _closure([ref], lambda r: [e.source for e in self._up.get(r, ())])
+        found = closure([ref], lambda r: [e.source for e in self._up.get(r, ())])
         return found - {ref}
 
     def downstream_columns(self, ref: ColumnRef) -> set[ColumnRef]:
-        found = _closure([ref], lambda r: [e.target for e in self._down.get(r, ())])
+        found = closure([ref], lambda r: [e.target for e in self._down.get(r, ())])
         return found - {ref}
 
     def declared_sensitivity(self, ref: ColumnRef) -> str | None:
@@ -141,16 +140,6 @@ class LineageGraph:
         if column and column not in self.assets[asset].columns:
             raise UnknownLineageTarget(f"asset {asset!r} has no column {column!r}")
         return asset, column or None
-
-
-def _closure(start: Iterable, step) -> set:
-    seen, todo = set(start), list(start)
-    while todo:
-        for nxt in step(todo.pop()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
 
 
 def build_graph(

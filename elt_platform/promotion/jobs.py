@@ -12,6 +12,7 @@ from pydantic import Field
 from elt_platform.access.identity import ROLE_TAG, USER_TAG
 from elt_platform.environments import PROD, environment_from_name
 from elt_platform.errors import EltError, UnknownRelease
+from elt_platform.graphs import closure
 from elt_platform.orchestration.names import GC_JOB, PROMOTE_JOB, ROLLBACK_JOB
 from elt_platform.orchestration.publish_lineage import publish_lineage
 from elt_platform.orchestration.resources import WarehouseResource
@@ -173,14 +174,8 @@ def _rollback_body(
 
 def downstream_closure(asset_graph, assets: list[str]) -> list[str]:
     keys = [dg.AssetKey.from_user_string(a) for a in assets]
-    closure = set(keys)
-    stack = list(keys)
-    while stack:
-        for child in asset_graph.get(stack.pop()).child_keys:
-            if child not in closure:
-                closure.add(child)
-                stack.append(child)
-    return sorted(k.to_user_string() for k in closure)
+    reached = closure(keys, lambda key: asset_graph.get(key).child_keys)
+    return sorted(k.to_user_string() for k in reached)
 
 
 def rollback_prod(wh, release_id: str, assets: list[str], asset_graph, *, actor: str, run_id=None):
