@@ -194,3 +194,30 @@ def test_a_socket_in_a_folder_others_can_enter_is_neither_served_nor_used(platfo
         assert listed.returncode == 0 and "prod" in listed.stdout and "warm" not in listed.stderr
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_dbt_command_run_warm_prints_and_leaves_what_it_does_cold(warm, tmp_path):
+    """`elt-dbt` (the dbt the platform runs) through the warm process: same exit code, same
+    output (timestamps aside), nothing extra on stderr (the child runs the exit handlers a
+    fresh interpreter runs), the same artifacts."""
+    for name, text in SLOW_PROJECT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text.replace("{db}", str(tmp_path / "slow.duckdb")))
+    dbt = str(Path(sys.executable).parent / "elt-dbt")
+    served = _status(warm)["served"]
+    outputs = []
+    for env in (warm, {**warm, "ELT_WARM": "off"}):
+        target = tmp_path / f"target_{env['ELT_WARM']}"
+        proc = subprocess.run(
+            [dbt, "parse", "--project-dir", str(tmp_path), "--profiles-dir", str(tmp_path),
+             "--target-path", str(target), "--no-partial-parse"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (target / "manifest.json").exists()
+        text = proc.stdout.replace(target.name, "TARGET")
+        lines = [line.split("  ", 1)[-1] for line in text.splitlines()]
+        outputs.append((lines, proc.stderr))
+    assert _status(warm)["served"] == served + 1  # the first ran warm, the second cold
+    assert outputs[0][0] and outputs[0] == outputs[1]
+    assert outputs[0][1] == ""

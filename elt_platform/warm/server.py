@@ -13,6 +13,7 @@ further commands and exits; those commands run cold, as they would without it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import os
@@ -289,6 +290,11 @@ class WarmServer:
             traceback.print_exc()
             code = 1
         finally:
+            # What a fresh interpreter does at exit (multiprocessing's clean-up, logging's
+            # flush, ...): the handlers the imports registered, then this command's. Then leave
+            # without unwinding into the server's loop.
+            with contextlib.suppress(BaseException):
+                atexit._run_exitfuncs()
             for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
                 with contextlib.suppress(Exception):
                     stream.flush()
